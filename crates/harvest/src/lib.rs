@@ -1,1 +1,417 @@
-//! harvest
+//! Harvest: crawl every configured iManage database into the store.
+//!
+//! Each database is crawled on its own (users, groups, then every group's members), all of them at
+//! once under the client's shared concurrency cap. A crawl is committed to the store in one
+//! transaction and only when it is complete and consistent; a crawl that fails, or whose pages
+//! drifted more often than the bounded number of re-crawls allows, is recorded as incomplete and
+//! leaves the database's last complete state untouched. This crate decides nothing about identity.
+
+pub mod crawl;
+pub mod progress;
+
+use crawl::{collect, min_calls, Drift, PageObserver};
+use futures::{stream, StreamExt, TryStreamExt};
+use imanage::Directory;
+use model::{DatabaseSnapshot, Membership};
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use store::{ChangeCounts, CrawlStats, RunId, Store};
+use tracing::{info, instrument, warn};
+
+pub use progress::{LogProgress, Progress, TerminalProgress};
+
+/// Errors that stop a whole harvest (as opposed to one database's crawl).
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("store: {0}")]
+    Store(#[from] store::Error),
+    #[error("no databases to harvest")]
+    NothingToHarvest,
+}
+
+/// Which list a page belongs to, for progress reports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ListKind {
+    Users,
+    Groups,
+    Members,
+}
+
+/// How a harvest runs.
+#[derive(Debug, Clone)]
+pub struct HarvestOptions {
+    /// The customer_ids (databases) to crawl.
+    pub databases: Vec<String>,
+    /// `max_results` the client asks for; used to spot short pages and count the minimum calls.
+    pub page_size: u32,
+    /// How many times a database is crawled again after pagination drift before its crawl is
+    /// given up as incomplete.
+    pub max_recrawls: u32,
+    /// Group member listings of one database in flight at once. The client's own cap bounds
+    /// the requests actually on the wire across all databases.
+    pub member_listings_in_flight: usize,
+}
+
+impl Default for HarvestOptions {
+    fn default() -> Self {
+        Self {
+            databases: Vec::new(),
+            page_size: 1000,
+            max_recrawls: 3,
+            member_listings_in_flight: 16,
+        }
+    }
+}
+
+/// What happened to one database in a harvest.
+#[derive(Debug, Clone)]
+pub enum Outcome {
+    /// Crawled completely and committed.
+    Complete {
+        changes: ChangeCounts,
+        accounts: usize,
+        groups: usize,
+        memberships: usize,
+    },
+    /// Not committed; the database keeps its last complete state.
+    Incomplete { cause: String },
+}
+
+/// One database's part of a harvest report.
+#[derive(Debug, Clone)]
+pub struct DatabaseReport {
+    pub database: String,
+    pub outcome: Outcome,
+    pub stats: CrawlStats,
+}
+
+impl DatabaseReport {
+    pub fn is_complete(&self) -> bool {
+        matches!(self.outcome, Outcome::Complete { .. })
+    }
+
+    /// The one-line summary printed at the end of `idgraph harvest`.
+    pub fn summary_line(&self) -> String {
+        let s = &self.stats;
+        let cost = format!(
+            "{} calls (minimum {}), {} retries, {} re-crawls, {:.1} s",
+            s.api_calls,
+            s.min_calls,
+            s.retries,
+            s.recrawls,
+            s.duration_ms as f64 / 1000.0
+        );
+        match &self.outcome {
+            Outcome::Complete {
+                changes,
+                accounts,
+                groups,
+                memberships,
+            } => format!(
+                "{}: complete: {accounts} accounts, {groups} groups, {memberships} memberships; \
+                 {} changes logged; {cost}",
+                self.database, changes.total
+            ),
+            Outcome::Incomplete { cause } => format!(
+                "{}: INCOMPLETE, last complete state kept: {cause}; {cost}",
+                self.database
+            ),
+        }
+    }
+}
+
+/// The result of one harvest over every configured database.
+#[derive(Debug, Clone)]
+pub struct HarvestReport {
+    pub run_id: RunId,
+    pub databases: Vec<DatabaseReport>,
+    pub duration: Duration,
+}
+
+impl HarvestReport {
+    pub fn all_complete(&self) -> bool {
+        self.databases.iter().all(DatabaseReport::is_complete)
+    }
+
+    /// Databases that were not crawled completely.
+    pub fn incomplete(&self) -> impl Iterator<Item = &DatabaseReport> {
+        self.databases.iter().filter(|d| !d.is_complete())
+    }
+}
+
+/// Crawls databases through a [`Directory`] into a [`Store`].
+pub struct Harvester<D> {
+    directory: Arc<D>,
+    store: Store,
+    options: HarvestOptions,
+}
+
+impl<D: Directory + 'static> Harvester<D> {
+    pub fn new(directory: Arc<D>, store: Store, options: HarvestOptions) -> Self {
+        Self {
+            directory,
+            store,
+            options,
+        }
+    }
+
+    /// One harvest of every configured database. Returns an error only when the store itself
+    /// fails; a database that cannot be crawled is reported in its [`DatabaseReport`].
+    #[instrument(skip_all, fields(databases = self.options.databases.len()))]
+    pub async fn run(&self, progress: &dyn Progress) -> Result<HarvestReport, Error> {
+        if self.options.databases.is_empty() {
+            return Err(Error::NothingToHarvest);
+        }
+        let started = Instant::now();
+        let run_id = self.store.start_run(&self.options.databases).await?;
+        info!(run_id, "harvest started");
+        let crawls = self
+            .options
+            .databases
+            .iter()
+            .map(|db| self.harvest_database(run_id, db, progress));
+        let results = futures::future::join_all(crawls).await;
+        let mut databases = Vec::with_capacity(results.len());
+        for r in results {
+            databases.push(r?);
+        }
+        self.store.finish_run(run_id).await?;
+        let report = HarvestReport {
+            run_id,
+            databases,
+            duration: started.elapsed(),
+        };
+        info!(
+            run_id,
+            complete = report.all_complete(),
+            duration_ms = report.duration.as_millis() as u64,
+            "harvest finished"
+        );
+        Ok(report)
+    }
+
+    #[instrument(skip(self, progress), fields(run_id))]
+    async fn harvest_database(
+        &self,
+        run_id: RunId,
+        database: &str,
+        progress: &dyn Progress,
+    ) -> Result<DatabaseReport, Error> {
+        progress.database_started(database);
+        let started = Instant::now();
+        let mut stats = CrawlStats::default();
+        let crawled = self.crawl_database(database, &mut stats, progress).await;
+        stats.duration_ms = started.elapsed().as_millis() as u64;
+        stats.retries = stats.api_calls.saturating_sub(stats.pages);
+        let report = match crawled {
+            Ok(snapshot) => {
+                let (accounts, groups, memberships) = (
+                    snapshot.accounts.len(),
+                    snapshot.groups.len(),
+                    snapshot.memberships.len(),
+                );
+                let changes = self
+                    .store
+                    .commit_database(run_id, &snapshot, &stats)
+                    .await?;
+                DatabaseReport {
+                    database: database.to_string(),
+                    outcome: Outcome::Complete {
+                        changes,
+                        accounts,
+                        groups,
+                        memberships,
+                    },
+                    stats,
+                }
+            }
+            Err(cause) => {
+                warn!(database, %cause, "crawl incomplete; keeping the last complete state");
+                self.store
+                    .fail_database(run_id, database, &stats, &cause)
+                    .await?;
+                DatabaseReport {
+                    database: database.to_string(),
+                    outcome: Outcome::Incomplete { cause },
+                    stats,
+                }
+            }
+        };
+        progress.database_finished(&report);
+        Ok(report)
+    }
+
+    /// Crawls one database until one pass is free of drift, at most `1 + max_recrawls` passes.
+    async fn crawl_database(
+        &self,
+        database: &str,
+        stats: &mut CrawlStats,
+        progress: &dyn Progress,
+    ) -> Result<DatabaseSnapshot, String> {
+        let mut last_drift = None;
+        for pass in 0..=self.options.max_recrawls {
+            if pass > 0 {
+                stats.recrawls += 1;
+            }
+            match self.crawl_once(database, stats, progress).await? {
+                Ok(snapshot) => return Ok(snapshot),
+                Err(drift) => {
+                    warn!(database, pass, %drift, "pagination drift; crawling the database again");
+                    progress.recrawl(database, &drift.to_string());
+                    last_drift = Some(drift);
+                }
+            }
+        }
+        Err(format!(
+            "pagination kept drifting after {} re-crawls (last: {})",
+            self.options.max_recrawls,
+            last_drift.map(|d| d.to_string()).unwrap_or_default()
+        ))
+    }
+
+    /// One pass over a database. The outer error is a failed call (the client already retried
+    /// it as far as its policy allows); the inner one is drift, which a new pass may heal.
+    async fn crawl_once(
+        &self,
+        database: &str,
+        stats: &mut CrawlStats,
+        progress: &dyn Progress,
+    ) -> Result<Result<DatabaseSnapshot, CrawlDrift>, String> {
+        let page_size = self.options.page_size;
+        let dir = &*self.directory;
+        let observer = Observer {
+            progress,
+            database,
+            kind: ListKind::Users,
+        };
+        let users = collect(dir.users(database), page_size, |u| u.id.clone(), &observer)
+            .await
+            .map_err(|e| format!("listing users: {e}"))?;
+        stats.api_calls += users.calls;
+        stats.pages += users.pages;
+        if let Some(d) = users.drift {
+            return Ok(Err(CrawlDrift::Users(d)));
+        }
+
+        let observer = Observer {
+            kind: ListKind::Groups,
+            ..observer
+        };
+        let groups = collect(dir.groups(database), page_size, |g| g.id.clone(), &observer)
+            .await
+            .map_err(|e| format!("listing groups: {e}"))?;
+        stats.api_calls += groups.calls;
+        stats.pages += groups.pages;
+        if let Some(d) = groups.drift {
+            return Ok(Err(CrawlDrift::Groups(d)));
+        }
+
+        let observer = Observer {
+            kind: ListKind::Members,
+            ..observer
+        };
+        let group_ids: Vec<String> = groups.items.iter().map(|g| g.id.clone()).collect();
+        let member_lists: Vec<(String, crawl::Listing<imanage::Member>)> =
+            stream::iter(group_ids.into_iter().map(|gid| {
+                let observer = &observer;
+                async move {
+                    let listing = collect(
+                        dir.group_members(database, &gid),
+                        page_size,
+                        |m: &imanage::Member| m.user_id.clone(),
+                        observer,
+                    )
+                    .await
+                    .map_err(|e| format!("listing members of group {gid}: {e}"))?;
+                    Ok::<_, String>((gid, listing))
+                }
+            }))
+            .buffer_unordered(self.options.member_listings_in_flight.max(1))
+            .try_collect()
+            .await?;
+
+        let mut min = min_calls(users.items.len(), page_size) + min_calls(groups.items.len(), page_size);
+        let user_ids: HashSet<&str> = users.items.iter().map(|u| u.id.as_str()).collect();
+        let mut memberships = Vec::new();
+        let mut drift = None;
+        for (gid, listing) in &member_lists {
+            stats.api_calls += listing.calls;
+            stats.pages += listing.pages;
+            min += min_calls(listing.items.len(), page_size);
+            if drift.is_none() {
+                if let Some(d) = &listing.drift {
+                    drift = Some(CrawlDrift::Members(gid.clone(), d.clone()));
+                }
+            }
+            for m in &listing.items {
+                if !user_ids.contains(m.user_id.as_str()) && drift.is_none() {
+                    // A member the users list did not have: the user was added or removed
+                    // between the two listings.
+                    drift = Some(CrawlDrift::UnknownMember(gid.clone(), m.user_id.clone()));
+                }
+                memberships.push(Membership {
+                    database: database.to_string(),
+                    group_id: gid.clone(),
+                    user_id: m.user_id.clone(),
+                });
+            }
+        }
+        if let Some(d) = drift {
+            return Ok(Err(d));
+        }
+        stats.min_calls = min;
+        memberships.sort();
+        Ok(Ok(DatabaseSnapshot {
+            database: database.to_string(),
+            accounts: users
+                .items
+                .into_iter()
+                .map(|u| u.into_account(database))
+                .collect(),
+            groups: groups
+                .items
+                .into_iter()
+                .map(|g| g.into_group(database))
+                .collect(),
+            memberships,
+            workspaces: None,
+            workspace_entries: None,
+        }))
+    }
+}
+
+/// Drift somewhere in one pass over a database.
+#[derive(Debug)]
+enum CrawlDrift {
+    Users(Drift),
+    Groups(Drift),
+    Members(String, Drift),
+    UnknownMember(String, String),
+}
+
+impl std::fmt::Display for CrawlDrift {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            CrawlDrift::Users(d) => write!(f, "users: {d}"),
+            CrawlDrift::Groups(d) => write!(f, "groups: {d}"),
+            CrawlDrift::Members(g, d) => write!(f, "members of {g}: {d}"),
+            CrawlDrift::UnknownMember(g, u) => {
+                write!(f, "group {g} lists {u}, which the users list did not have")
+            }
+        }
+    }
+}
+
+struct Observer<'a> {
+    progress: &'a dyn Progress,
+    database: &'a str,
+    kind: ListKind,
+}
+
+impl PageObserver for Observer<'_> {
+    fn page(&self, records: usize, total: Option<u64>, attempts: u32) {
+        self.progress
+            .page(self.database, self.kind, records, total, attempts);
+    }
+}

@@ -1,1 +1,26 @@
-fn main() {}
+//! `idgraph`: the identity graph for iManage Work. See `idgraph --help`.
+
+mod cli;
+mod commands;
+mod config;
+mod telemetry;
+
+use clap::Parser;
+use std::process::ExitCode;
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = cli::Cli::parse();
+    telemetry::init();
+    match commands::run(cli).await {
+        Ok(code) => code,
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            if err.is::<commands::BadConfig>() {
+                ExitCode::from(2)
+            } else {
+                ExitCode::FAILURE
+            }
+        }
+    }
+}

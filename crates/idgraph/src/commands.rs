@@ -1,0 +1,415 @@
+//! The commands: wiring of the library crates, nothing more.
+
+use crate::cli::{Cli, Command, DemoArgs, HarvestArgs, ServeArgs, SimArgs};
+use crate::config::{redact_url, Config};
+use anyhow::Context;
+use harvest::{HarvestOptions, HarvestReport, Harvester, LogProgress, Progress, TerminalProgress};
+use imanage_sim::{ClientSpec, Sim, SimConfig};
+use secrecy::SecretString;
+use std::io::IsTerminal;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+use store::Store;
+use tracing::{error, info, warn};
+
+/// A configuration error: `idgraph` exits with status 2.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct BadConfig(pub String);
+
+fn bad_config(err: anyhow::Error) -> anyhow::Error {
+    anyhow::Error::new(BadConfig(format!("{err:#}")))
+}
+
+pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    match cli.command {
+        Command::Sim(args) => sim(args).await,
+        Command::Schema => {
+            print!("{}", api::sdl());
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Demo(args) => demo(args).await,
+        command => {
+            let config = Config::from_process(cli.config.as_deref()).map_err(bad_config)?;
+            match command {
+                Command::Migrate => migrate(&config).await,
+                Command::Harvest(args) => harvest_once(&config, args).await,
+                Command::Serve(args) => serve(&config, args).await,
+                Command::Sim(_) | Command::Schema | Command::Demo(_) => unreachable!("handled above"),
+            }
+        }
+    }
+}
+
+async fn open_store(url: &str) -> anyhow::Result<Store> {
+    let store = Store::connect(url)
+        .await
+        .with_context(|| format!("opening the store at {}", redact_url(url)))?;
+    store.migrate().await.context("applying migrations")?;
+    Ok(store)
+}
+
+async fn migrate(config: &Config) -> anyhow::Result<ExitCode> {
+    open_store(&config.database_url).await?;
+    println!("migrations applied to {}", redact_url(&config.database_url));
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The iManage client from the configuration; every missing setting is a configuration error.
+fn imanage_client(config: &Config) -> anyhow::Result<imanage::Client> {
+    let i = &config.imanage;
+    let base_url = i
+        .base_url
+        .as_deref()
+        .ok_or_else(|| bad_config(anyhow::anyhow!("IMANAGE_BASE_URL is not set")))?;
+    let base_url = url::Url::parse(base_url)
+        .map_err(|e| bad_config(anyhow::anyhow!("IMANAGE_BASE_URL is not a URL: {e}")))?;
+    let client_id = i
+        .client_id
+        .clone()
+        .ok_or_else(|| bad_config(anyhow::anyhow!("IMANAGE_CLIENT_ID is not set")))?;
+    let client_secret = config
+        .client_secret()
+        .map_err(bad_config)?
+        .ok_or_else(|| bad_config(anyhow::anyhow!("IMANAGE_CLIENT_SECRET is not set")))?;
+    client_from_parts(base_url, client_id, client_secret, config)
+}
+
+fn client_from_parts(
+    base_url: url::Url,
+    client_id: String,
+    client_secret: SecretString,
+    config: &Config,
+) -> anyhow::Result<imanage::Client> {
+    let i = &config.imanage;
+    let client_config = imanage::ClientConfig {
+        base_url,
+        client_id,
+        client_secret,
+        scopes: i.scopes.clone(),
+        page_size: i.page_size,
+        max_concurrency: i.max_concurrency,
+        rate_limit_per_s: i.rate_limit_per_s,
+        ..imanage::ClientConfig::default()
+    };
+    imanage::Client::new(client_config).map_err(|e| bad_config(anyhow::anyhow!("{e}")))
+}
+
+fn databases(config: &Config) -> anyhow::Result<Vec<String>> {
+    if config.imanage.customers.is_empty() {
+        return Err(bad_config(anyhow::anyhow!(
+            "IMANAGE_CUSTOMERS is not set: name the customer_ids (databases) to harvest"
+        )));
+    }
+    Ok(config.imanage.customers.clone())
+}
+
+fn progress() -> Box<dyn Progress> {
+    if std::io::stderr().is_terminal() {
+        Box::new(TerminalProgress::new())
+    } else {
+        Box::new(LogProgress)
+    }
+}
+
+async fn harvest_once(config: &Config, args: HarvestArgs) -> anyhow::Result<ExitCode> {
+    let databases = databases(config)?;
+    let client = Arc::new(imanage_client(config)?);
+    let store = open_store(&config.database_url).await?;
+    let options = HarvestOptions {
+        databases,
+        page_size: config.imanage.page_size,
+        max_recrawls: args.max_recrawls,
+        ..HarvestOptions::default()
+    };
+    let harvester = Harvester::new(client, store, options);
+    let progress = progress();
+    let report = harvester.run(progress.as_ref()).await?;
+    print_report(&report);
+    Ok(if report.all_complete() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(3)
+    })
+}
+
+fn print_report(report: &HarvestReport) {
+    for db in &report.databases {
+        println!("{}", db.summary_line());
+    }
+    let incomplete: Vec<&str> = report.incomplete().map(|d| d.database.as_str()).collect();
+    if incomplete.is_empty() {
+        println!(
+            "harvest {} complete in {:.1} s",
+            report.run_id,
+            report.duration.as_secs_f64()
+        );
+    } else {
+        println!(
+            "harvest {} INCOMPLETE for {}: their last complete state is kept",
+            report.run_id,
+            incomplete.join(", ")
+        );
+    }
+}
+
+async fn sim(args: SimArgs) -> anyhow::Result<ExitCode> {
+    let clients = if args.clients.is_empty() {
+        vec!["idgraph:idgraph-secret:admin user".to_string()]
+    } else {
+        args.clients.clone()
+    };
+    let clients = clients
+        .iter()
+        .map(|c| {
+            c.parse::<ClientSpec>()
+                .map_err(|e| bad_config(anyhow::anyhow!("--client {c:?}: {e}")))
+        })
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    if !(0.0..=1.0).contains(&args.fault_rate) {
+        return Err(bad_config(anyhow::anyhow!("--fault-rate must be between 0 and 1")));
+    }
+    let firm = imanage_sim::firm::FirmSpec {
+        seed: args.seed,
+        databases: args.databases,
+        people: args.people,
+        users_per_database: args.users_per_database,
+        groups_per_database: args.groups_per_database,
+    };
+    let sim = Sim::new(SimConfig {
+        firm,
+        clients,
+        latency_ms: args.latency_ms,
+        fault_rate: args.fault_rate,
+        token_ttl_s: args.token_ttl_s,
+    });
+    if let Some(path) = &args.truth {
+        let truth = serde_json::to_vec_pretty(&sim.handle().truth())?;
+        std::fs::write(path, truth)
+            .with_context(|| format!("writing the ground truth to {}", path.display()))?;
+    }
+    let listener = tokio::net::TcpListener::bind(&args.listen)
+        .await
+        .with_context(|| format!("binding {}", args.listen))?;
+    let addr = listener.local_addr()?;
+    let customers: Vec<String> = sim.handle().truth().databases.clone();
+    println!("idgraph sim listening on http://{addr}");
+    println!("databases: {}", customers.join(","));
+    tokio::select! {
+        served = sim.serve(listener) => served.context("serving the simulator")?,
+        _ = shutdown_signal() => info!("simulator stopping"),
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn serve(config: &Config, args: ServeArgs) -> anyhow::Result<ExitCode> {
+    let keys = config.api_keys().map_err(bad_config)?;
+    if keys.is_empty() && !args.insecure_no_auth {
+        return Err(bad_config(anyhow::anyhow!(
+            "IDGRAPH_API_KEYS is not set: give ROLE:SECRET pairs, or --insecure-no-auth to serve without keys"
+        )));
+    }
+    let every = match &args.harvest_every {
+        Some(s) => crate::config::parse_duration(s).map_err(bad_config)?,
+        None => config.harvest_every().map_err(bad_config)?,
+    };
+    let harvester = if args.no_harvest {
+        None
+    } else {
+        let client = Arc::new(imanage_client(config)?);
+        Some((client, databases(config)?))
+    };
+    let store = open_store(&config.database_url).await?;
+    let keys = if args.insecure_no_auth && keys.is_empty() {
+        warn!("serving WITHOUT API keys (--insecure-no-auth)");
+        None
+    } else {
+        Some(keys)
+    };
+    let state = api::AppState::new(
+        store.clone(),
+        keys,
+        api::Limits::default(),
+        config.resolve_config(),
+    );
+    // Serve the last complete state at once; a first harvest follows in the background.
+    match api::reload(&state).await {
+        Ok(stats) => info!(?stats, "graph loaded from the store"),
+        Err(e) => warn!(error = %e, "no graph loaded from the store yet"),
+    }
+    let listener = tokio::net::TcpListener::bind(&args.listen)
+        .await
+        .with_context(|| format!("binding {}", args.listen))?;
+    println!("idgraph serving on http://{}/graphql", listener.local_addr()?);
+    let harvest_task = harvester.map(|(client, databases)| {
+        let options = HarvestOptions {
+            databases,
+            page_size: config.imanage.page_size,
+            ..HarvestOptions::default()
+        };
+        let harvester = Harvester::new(client, store.clone(), options);
+        tokio::spawn(harvest_loop(harvester, state.clone(), every))
+    });
+    api::serve(listener, state, shutdown_signal())
+        .await
+        .context("serving the API")?;
+    if let Some(task) = harvest_task {
+        // Abandon a harvest in flight: its database transactions were not committed.
+        task.abort();
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Harvests now and then every `every`, publishing a new graph after each harvest that committed
+/// anything.
+async fn harvest_loop(
+    harvester: Harvester<imanage::Client>,
+    state: api::AppState,
+    every: Duration,
+) {
+    let mut ticker = tokio::time::interval(every);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticker.tick().await;
+        match harvester.run(&LogProgress).await {
+            Ok(report) => {
+                for db in &report.databases {
+                    api::record_harvest(&db.database, db.is_complete());
+                }
+                if report.databases.iter().any(|d| d.is_complete()) {
+                    if let Err(e) = api::reload(&state).await {
+                        error!(error = %e, "publishing the new graph failed");
+                    }
+                }
+            }
+            Err(e) => error!(error = %e, "harvest failed"),
+        }
+    }
+}
+
+async fn demo(args: DemoArgs) -> anyhow::Result<ExitCode> {
+    let sim = Sim::new(SimConfig {
+        firm: imanage_sim::firm::FirmSpec {
+            seed: args.seed,
+            databases: args.databases,
+            people: args.people,
+            users_per_database: None,
+            groups_per_database: None,
+        },
+        clients: vec![ClientSpec {
+            id: "idgraph".into(),
+            secret: "idgraph-secret".into(),
+            scopes: vec!["admin".into(), "user".into()],
+        }],
+        latency_ms: 0,
+        fault_rate: 0.0,
+        token_ttl_s: 3600,
+    });
+    let truth = sim.handle().truth();
+    let running = sim.spawn("127.0.0.1:0").await.context("starting the simulator")?;
+    let base_url = url::Url::parse(&format!("http://{}", running.addr))?;
+    info!(%base_url, "simulator started");
+
+    let dir = tempfile::tempdir().context("creating a directory for the demo store")?;
+    let db_path = dir.path().join("idgraph-demo.db");
+    let database_url = format!("sqlite://{}", db_path.display());
+    let config = Config::load(
+        None,
+        [("DATABASE_URL".to_string(), database_url.clone())],
+    )?;
+    let store = open_store(&database_url).await?;
+    let client = Arc::new(client_from_parts(
+        base_url,
+        "idgraph".into(),
+        SecretString::from("idgraph-secret"),
+        &config,
+    )?);
+    let harvester = Harvester::new(
+        client,
+        store.clone(),
+        HarvestOptions {
+            databases: truth.databases.clone(),
+            ..HarvestOptions::default()
+        },
+    );
+    let report = harvester.run(progress().as_ref()).await?;
+    print_report(&report);
+
+    let key = random_secret();
+    let keys = vec![format!("admin:{key}")
+        .parse::<api::ApiKey>()
+        .map_err(|_| anyhow::anyhow!("building the demo key"))?];
+    let mut resolve = config.resolve_config();
+    resolve.email_domain_aliases = truth.email_domain_aliases.clone();
+    resolve.login_domain_aliases = vec![truth.login_domains.clone()];
+    let state = api::AppState::new(store, Some(keys), api::Limits::default(), resolve);
+    let stats = api::reload(&state).await?;
+    info!(?stats, "graph ready");
+    let example_login = state
+        .current()
+        .and_then(|g| example_login(&g))
+        .unwrap_or_else(|| "jdoe".to_string());
+
+    let listener = tokio::net::TcpListener::bind(&args.listen)
+        .await
+        .with_context(|| format!("binding {}", args.listen))?;
+    let addr = listener.local_addr()?;
+    let query = format!(
+        "{{ person(login: \\\"{example_login}\\\") {{ id displayName accounts {{ database userId loginName active groups {{ name }} }} reach {{ database access group {{ name }} }} }} }}"
+    );
+    println!();
+    println!("idgraph demo is running (store: {}).", db_path.display());
+    println!("  GraphiQL: http://{addr}/graphql  (add the header  Authorization: Bearer {key})");
+    println!("  API key:  {key}  (role admin)");
+    println!("  Try:");
+    println!(
+        "    curl -s http://{addr}/graphql -H 'Authorization: Bearer {key}' -H 'Content-Type: application/json' -d '{{\"query\": \"{query}\"}}'"
+    );
+    println!("Press Ctrl-C to stop.");
+    api::serve(listener, state, shutdown_signal())
+        .await
+        .context("serving the API")?;
+    drop(dir);
+    Ok(ExitCode::SUCCESS)
+}
+
+/// 32 random bytes, hex-encoded.
+fn random_secret() -> String {
+    use rand::RngCore;
+    let mut bytes = [0u8; 32];
+    rand::rng().fill_bytes(&mut bytes);
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Resolves on Ctrl-C or SIGTERM.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+    info!("shutting down");
+}
+
+/// A login of the person with accounts in the most databases, for the demo's example query.
+fn example_login(graph: &graph::Graph) -> Option<String> {
+    graph
+        .persons()
+        .filter(|p| p.conflicts().is_empty())
+        .max_by_key(|p| p.accounts().count())
+        .and_then(|p| p.logins().first().map(|l| l.to_string()))
+}

@@ -1,0 +1,26 @@
+//! Logging: one subscriber for the whole process.
+//!
+//! `IDGRAPH_LOG` (or `RUST_LOG`) sets the filter, `info` by default; `IDGRAPH_LOG_FORMAT=json`
+//! switches to JSON lines for log collectors. Logs go to standard error so that standard output
+//! stays for what a command prints on purpose (URLs, keys, summaries, the schema).
+
+use tracing_subscriber::{fmt, EnvFilter};
+
+pub fn init() {
+    let filter = std::env::var("IDGRAPH_LOG")
+        .ok()
+        .or_else(|| std::env::var("RUST_LOG").ok())
+        .unwrap_or_else(|| "info,sqlx=warn,hyper=warn,reqwest=warn".to_string());
+    let filter = EnvFilter::try_new(&filter).unwrap_or_else(|_| EnvFilter::new("info"));
+    let json = std::env::var("IDGRAPH_LOG_FORMAT").is_ok_and(|f| f.eq_ignore_ascii_case("json"));
+    let builder = fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false);
+    // A second initialisation (tests) is harmless: the first subscriber stays.
+    if json {
+        let _ = builder.json().flatten_event(true).try_init();
+    } else {
+        let _ = builder.compact().try_init();
+    }
+}
