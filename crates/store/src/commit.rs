@@ -1,0 +1,759 @@
+//! Committing one database's crawl: diff, write the difference, log it, record the outcome.
+
+use std::collections::HashMap;
+
+use futures::TryStreamExt;
+use model::{Account, DatabaseSnapshot, Group, Workspace};
+use tracing::{debug, warn};
+
+use crate::diff::{self, EntityPlan, Hashed, NewChange, Stored, StoredEntry};
+use crate::error::{Error, Result};
+use crate::read::{self, AccountRow, GroupRow, WorkspaceRow};
+use crate::sql::{on_tx, Mode, Tx, Val};
+use crate::tables;
+use crate::types::{ChangeCounts, ChangeKind, CrawlStats, RunId, RunOutcome};
+use crate::{now_ms, to_i64, Store, LOCK_CHANGE_LOG, LOCK_NAMESPACE};
+
+const SET_REMOVED: &str = "present = FALSE, removed_at = $2, last_seen_at = $3, updated_run = $4";
+
+/// What the store knew about a database before this commit.
+pub(crate) struct DatabaseRow {
+    pub last_complete_at: Option<i64>,
+    pub has_workspaces: bool,
+    pub has_workspace_entries: bool,
+}
+
+/// An account ready to be written: the JSON columns serialized once.
+struct AccountWrite<'a> {
+    a: &'a Account,
+    hash: i64,
+    groups: String,
+    raw: String,
+}
+
+impl<'a> AccountWrite<'a> {
+    fn new(h: &Hashed<'a, Account>) -> Self {
+        AccountWrite {
+            a: h.row,
+            hash: h.hash,
+            groups: diff::groups_json(&h.row.groups),
+            raw: h.row.raw.to_string(),
+        }
+    }
+}
+
+fn fill_account<'a>(w: &'a AccountWrite<'_>, out: &mut Vec<Val<'a>>) {
+    let a = w.a;
+    let t = |s: &'a Option<String>| Val::Text(s.as_deref());
+    out.extend([
+        Val::Text(Some(&a.user_id)),
+        t(&a.login_name),
+        t(&a.email),
+        t(&a.first_name),
+        t(&a.last_name),
+        t(&a.display_name),
+        Val::Bool(a.active),
+        t(&a.user_type),
+        Val::Text(Some(&w.groups)),
+        t(&a.default_database),
+        t(&a.phone),
+        t(&a.department),
+        t(&a.title),
+        t(&a.created_date),
+        Val::Text(Some(&w.raw)),
+        Val::Int(Some(w.hash)),
+    ]);
+}
+
+struct GroupWrite<'a> {
+    g: &'a Group,
+    hash: i64,
+    raw: String,
+}
+
+impl<'a> GroupWrite<'a> {
+    fn new(h: &Hashed<'a, Group>) -> Self {
+        GroupWrite {
+            g: h.row,
+            hash: h.hash,
+            raw: h.row.raw.to_string(),
+        }
+    }
+}
+
+fn fill_group<'a>(w: &'a GroupWrite<'_>, out: &mut Vec<Val<'a>>) {
+    out.extend([
+        Val::Text(Some(&w.g.group_id)),
+        Val::Text(w.g.name.as_deref()),
+        Val::Int(w.g.member_count),
+        Val::Text(Some(&w.raw)),
+        Val::Int(Some(w.hash)),
+    ]);
+}
+
+struct WorkspaceWrite<'a> {
+    w: &'a Workspace,
+    hash: i64,
+    raw: String,
+}
+
+impl<'a> WorkspaceWrite<'a> {
+    fn new(h: &Hashed<'a, Workspace>) -> Self {
+        WorkspaceWrite {
+            w: h.row,
+            hash: h.hash,
+            raw: h.row.raw.to_string(),
+        }
+    }
+}
+
+fn fill_workspace<'a>(w: &'a WorkspaceWrite<'_>, out: &mut Vec<Val<'a>>) {
+    out.extend([
+        Val::Text(Some(&w.w.workspace_id)),
+        Val::Text(w.w.name.as_deref()),
+        Val::Text(Some(w.w.default_security.as_str())),
+        Val::Text(Some(&w.raw)),
+        Val::Int(Some(w.hash)),
+    ]);
+}
+
+fn fill_membership<'a>(m: &'a &model::Membership, out: &mut Vec<Val<'a>>) {
+    out.push(Val::Text(Some(&m.group_id)));
+    out.push(Val::Text(Some(&m.user_id)));
+}
+
+fn fill_entry<'a>(e: &'a &model::WorkspaceEntry, out: &mut Vec<Val<'a>>) {
+    out.extend([
+        Val::Text(Some(&e.workspace_id)),
+        Val::Text(Some(diff::principal_kind(e.is_group))),
+        Val::Text(Some(&e.principal_id)),
+        Val::Text(Some(e.access.as_str())),
+    ]);
+}
+
+/// Checks that every row belongs to the snapshot's database, so a harvester bug cannot write one
+/// database's rows into another's history.
+fn validate(s: &DatabaseSnapshot) -> Result<()> {
+    let db = s.database.as_str();
+    if db.is_empty() {
+        return Err(Error::InvalidSnapshot("empty database name".into()));
+    }
+    let bad = |what: &str, other: &str| {
+        Err(Error::InvalidSnapshot(format!(
+            "{what} of database {other:?} in the snapshot of {db:?}"
+        )))
+    };
+    if let Some(a) = s.accounts.iter().find(|a| a.database != db) {
+        return bad("an account", &a.database);
+    }
+    if let Some(g) = s.groups.iter().find(|g| g.database != db) {
+        return bad("a group", &g.database);
+    }
+    if let Some(m) = s.memberships.iter().find(|m| m.database != db) {
+        return bad("a membership", &m.database);
+    }
+    if let Some(w) = s.workspaces.iter().flatten().find(|w| w.database != db) {
+        return bad("a workspace", &w.database);
+    }
+    if let Some(e) = s
+        .workspace_entries
+        .iter()
+        .flatten()
+        .find(|e| e.database != db)
+    {
+        return bad("a workspace entry", &e.database);
+    }
+    Ok(())
+}
+
+/// Fails with [`Error::UnknownRun`] unless the run exists.
+pub(crate) async fn ensure_run(tx: &mut Tx, run: RunId) -> Result<()> {
+    let found = on_tx!(tx, c => {
+        sqlx::query_scalar::<_, i64>("SELECT id FROM runs WHERE id = $1")
+            .bind(run)
+            .fetch_optional(c)
+            .await?
+    });
+    match found {
+        Some(_) => Ok(()),
+        None => Err(Error::UnknownRun(run)),
+    }
+}
+
+/// Creates the database's row if needed and locks it for this transaction. On PostgreSQL the row
+/// lock serializes concurrent writers of one database; SQLite's write transaction already is.
+pub(crate) async fn lock_database(tx: &mut Tx, db: &str, now: i64) -> Result<DatabaseRow> {
+    let lock = if tx.is_postgres() { " FOR UPDATE" } else { "" };
+    let sql = format!(
+        "SELECT last_complete_at, has_workspaces, has_workspace_entries FROM databases \
+         WHERE database = $1{lock}"
+    );
+    let row = on_tx!(tx, c => {
+        sqlx::query(
+            "INSERT INTO databases (database, first_seen_at) VALUES ($1, $2) \
+             ON CONFLICT (database) DO NOTHING",
+        )
+        .bind(db)
+        .bind(now)
+        .execute(&mut *c)
+        .await?;
+        sqlx::query_as::<_, (Option<i64>, bool, bool)>(&sql)
+            .bind(db)
+            .fetch_one(&mut *c)
+            .await?
+    });
+    Ok(DatabaseRow {
+        last_complete_at: row.0,
+        has_workspaces: row.1,
+        has_workspace_entries: row.2,
+    })
+}
+
+/// Keys and hashes of one hashed table's rows of one database: the single read a harvest makes
+/// of the stored state.
+async fn hashed_index(
+    tx: &mut Tx,
+    table: &'static str,
+    key: &'static str,
+    db: &str,
+) -> Result<HashMap<String, Stored>> {
+    let sql = format!("SELECT {key}, hash, present FROM {table} WHERE database = $1");
+    let mut index = HashMap::new();
+    on_tx!(tx, c => {
+        let mut rows = sqlx::query_as::<_, (String, i64, bool)>(&sql).bind(db).fetch(c);
+        while let Some((k, hash, present)) = rows.try_next().await? {
+            index.insert(k, Stored { hash, present });
+        }
+    });
+    Ok(index)
+}
+
+async fn membership_index(tx: &mut Tx, db: &str) -> Result<HashMap<(String, String), bool>> {
+    let mut index = HashMap::new();
+    on_tx!(tx, c => {
+        let mut rows = sqlx::query_as::<_, (String, String, bool)>(
+            "SELECT group_id, user_id, present FROM memberships WHERE database = $1",
+        )
+        .bind(db)
+        .fetch(c);
+        while let Some((g, u, present)) = rows.try_next().await? {
+            index.insert((g, u), present);
+        }
+    });
+    Ok(index)
+}
+
+async fn entry_index(tx: &mut Tx, db: &str) -> Result<HashMap<diff::EntryKey, StoredEntry>> {
+    let mut index = HashMap::new();
+    on_tx!(tx, c => {
+        let mut rows = sqlx::query_as::<_, (String, String, String, String, bool)>(
+            "SELECT workspace_id, principal_kind, principal_id, access, present \
+             FROM workspace_entries WHERE database = $1",
+        )
+        .bind(db)
+        .fetch(c);
+        while let Some((w, k, p, access, present)) = rows.try_next().await? {
+            index.insert((w, k, p), StoredEntry { access, present });
+        }
+    });
+    Ok(index)
+}
+
+fn suspect_ids<T>(plan: &EntityPlan<'_, T>, key: impl Fn(&T) -> &str) -> Vec<String> {
+    plan.suspect.iter().map(|h| key(h.row).to_owned()).collect()
+}
+
+/// Marks the keys of one table removed: not present, removed now, last seen at the previous
+/// complete harvest.
+async fn mark_removed(
+    tx: &mut Tx,
+    table: &'static str,
+    key_cols: &[&'static str],
+    keys: &[Vec<&str>],
+    ctx: &Ctx<'_>,
+) -> Result<()> {
+    tx.update_keys(
+        table,
+        SET_REMOVED,
+        "database = $1",
+        &[
+            Val::Text(Some(ctx.db)),
+            Val::Int(Some(ctx.now)),
+            Val::Int(ctx.prev),
+            Val::Int(Some(ctx.run)),
+        ],
+        key_cols,
+        keys,
+    )
+    .await?;
+    Ok(())
+}
+
+/// The values every row of one commit shares.
+struct Ctx<'a> {
+    db: &'a str,
+    now: i64,
+    run: RunId,
+    /// The previous complete harvest, the last time a row removed now was seen.
+    prev: Option<i64>,
+}
+
+impl<'a> Ctx<'a> {
+    fn shared(&self) -> [Val<'a>; 4] {
+        [
+            Val::Text(Some(self.db)),
+            Val::Bool(true),
+            Val::Int(Some(self.now)),
+            Val::Int(Some(self.run)),
+        ]
+    }
+}
+
+fn count(n: usize) -> u64 {
+    n as u64
+}
+
+impl Store {
+    /// Commits one database's complete crawl in one transaction: diffs the snapshot against the
+    /// stored state, writes only what changed, appends the change log, and records the run's
+    /// outcome for this database. Nothing is written unless it all commits.
+    ///
+    /// The first complete harvest of a database is its baseline: its rows are stored and
+    /// counted, but not logged as changes (likewise for workspaces and their entries the first
+    /// time a snapshot carries them). `snapshot.workspaces == None` leaves stored workspaces
+    /// alone, and so does `workspace_entries == None` for entries. Rows repeated within the
+    /// snapshot are stored once (the first wins).
+    #[tracing::instrument(skip(self, snapshot, stats), fields(database = %snapshot.database))]
+    pub async fn commit_database(
+        &self,
+        run: RunId,
+        snapshot: &DatabaseSnapshot,
+        stats: &CrawlStats,
+    ) -> Result<ChangeCounts> {
+        validate(snapshot)?;
+        let started = std::time::Instant::now();
+        let db = snapshot.database.as_str();
+        let mut tx = self.begin_write().await?;
+        ensure_run(&mut tx, run).await?;
+        let now = now_ms();
+        let before = lock_database(&mut tx, db, now).await?;
+        let ctx = Ctx {
+            db,
+            now,
+            run,
+            prev: before.last_complete_at,
+        };
+        let shared = ctx.shared();
+        let mut counts = ChangeCounts::default();
+        // The first complete harvest is the baseline: stored and counted, not logged.
+        let log = before.last_complete_at.is_some();
+        let mut changes: Vec<NewChange> = Vec::new();
+        let mut duplicates = 0;
+
+        // Accounts.
+        let index = hashed_index(&mut tx, "accounts", "user_id", db).await?;
+        let plan = diff::plan_entities(
+            &snapshot.accounts,
+            |a| &a.user_id,
+            crate::hash::account,
+            &index,
+        );
+        drop(index);
+        duplicates += plan.duplicates;
+        let old: HashMap<String, Account> = read::fetch_by_keys::<AccountRow>(
+            &mut tx,
+            "accounts",
+            "user_id",
+            db,
+            &suspect_ids(&plan, |a| &a.user_id),
+        )
+        .await?
+        .into_iter()
+        .map(|r| r.into_model().map(|a| (a.user_id.clone(), a)))
+        .collect::<Result<_>>()?;
+        diff::added_removed(
+            &plan,
+            |a| &a.user_id,
+            ChangeKind::AccountAdded,
+            ChangeKind::AccountRemoved,
+            diff::user_change,
+            &mut changes,
+        );
+        for h in &plan.suspect {
+            if let Some(o) = old.get(&h.row.user_id) {
+                if diff::account_changes(o, h.row, &mut changes) {
+                    counts.accounts_changed += 1;
+                }
+            }
+        }
+        counts.accounts_added = count(plan.fresh.len() + plan.readded.len());
+        counts.accounts_removed = count(plan.removed.len());
+        let fresh: Vec<AccountWrite<'_>> = plan.fresh.iter().map(AccountWrite::new).collect();
+        tx.write_rows(
+            &tables::ACCOUNTS,
+            &shared,
+            &fresh,
+            Mode::Fresh,
+            fill_account,
+        )
+        .await?;
+        drop(fresh);
+        let rewrite: Vec<AccountWrite<'_>> = plan
+            .readded
+            .iter()
+            .chain(&plan.suspect)
+            .map(AccountWrite::new)
+            .collect();
+        tx.write_rows(
+            &tables::ACCOUNTS,
+            &shared,
+            &rewrite,
+            Mode::Upsert,
+            fill_account,
+        )
+        .await?;
+        let keys: Vec<Vec<&str>> = plan.removed.iter().map(|k| vec![k.as_str()]).collect();
+        mark_removed(&mut tx, "accounts", &["user_id"], &keys, &ctx).await?;
+        let account_count = plan.present_after;
+
+        // Groups.
+        let index = hashed_index(&mut tx, "groups", "group_id", db).await?;
+        let plan = diff::plan_entities(
+            &snapshot.groups,
+            |g| &g.group_id,
+            crate::hash::group,
+            &index,
+        );
+        drop(index);
+        duplicates += plan.duplicates;
+        let old: HashMap<String, Group> = read::fetch_by_keys::<GroupRow>(
+            &mut tx,
+            "groups",
+            "group_id",
+            db,
+            &suspect_ids(&plan, |g| &g.group_id),
+        )
+        .await?
+        .into_iter()
+        .map(|r| r.into_model().map(|g| (g.group_id.clone(), g)))
+        .collect::<Result<_>>()?;
+        diff::added_removed(
+            &plan,
+            |g| &g.group_id,
+            ChangeKind::GroupAdded,
+            ChangeKind::GroupRemoved,
+            diff::group_change,
+            &mut changes,
+        );
+        for h in &plan.suspect {
+            if let Some(o) = old.get(&h.row.group_id) {
+                if diff::group_changes(o, h.row, &mut changes) {
+                    counts.groups_changed += 1;
+                }
+            }
+        }
+        counts.groups_added = count(plan.fresh.len() + plan.readded.len());
+        counts.groups_removed = count(plan.removed.len());
+        let fresh: Vec<GroupWrite<'_>> = plan.fresh.iter().map(GroupWrite::new).collect();
+        tx.write_rows(&tables::GROUPS, &shared, &fresh, Mode::Fresh, fill_group)
+            .await?;
+        let rewrite: Vec<GroupWrite<'_>> = plan
+            .readded
+            .iter()
+            .chain(&plan.suspect)
+            .map(GroupWrite::new)
+            .collect();
+        tx.write_rows(&tables::GROUPS, &shared, &rewrite, Mode::Upsert, fill_group)
+            .await?;
+        let keys: Vec<Vec<&str>> = plan.removed.iter().map(|k| vec![k.as_str()]).collect();
+        mark_removed(&mut tx, "groups", &["group_id"], &keys, &ctx).await?;
+        let group_count = plan.present_after;
+
+        // Memberships.
+        let index = membership_index(&mut tx, db).await?;
+        let plan = diff::plan_memberships(&snapshot.memberships, &index);
+        drop(index);
+        duplicates += plan.duplicates;
+        diff::membership_changes(&plan, &mut changes);
+        counts.memberships_added = count(plan.fresh.len() + plan.readded.len());
+        counts.memberships_removed = count(plan.removed.len());
+        tx.write_rows(
+            &tables::MEMBERSHIPS,
+            &shared,
+            &plan.fresh,
+            Mode::Fresh,
+            fill_membership,
+        )
+        .await?;
+        tx.write_rows(
+            &tables::MEMBERSHIPS,
+            &shared,
+            &plan.readded,
+            Mode::Upsert,
+            fill_membership,
+        )
+        .await?;
+        let keys: Vec<Vec<&str>> = plan
+            .removed
+            .iter()
+            .map(|(g, u)| vec![g.as_str(), u.as_str()])
+            .collect();
+        mark_removed(
+            &mut tx,
+            "memberships",
+            &["group_id", "user_id"],
+            &keys,
+            &ctx,
+        )
+        .await?;
+        let membership_count = plan.present_after;
+        if !log {
+            changes.clear();
+        }
+
+        // Workspaces, only when the profile offers them.
+        if let Some(workspaces) = &snapshot.workspaces {
+            let log_here = log && before.has_workspaces;
+            let mut local = Vec::new();
+            let index = hashed_index(&mut tx, "workspaces", "workspace_id", db).await?;
+            let plan = diff::plan_entities(
+                workspaces,
+                |w| &w.workspace_id,
+                crate::hash::workspace,
+                &index,
+            );
+            drop(index);
+            duplicates += plan.duplicates;
+            let old: HashMap<String, Workspace> = read::fetch_by_keys::<WorkspaceRow>(
+                &mut tx,
+                "workspaces",
+                "workspace_id",
+                db,
+                &suspect_ids(&plan, |w| &w.workspace_id),
+            )
+            .await?
+            .into_iter()
+            .map(|r| r.into_model().map(|w| (w.workspace_id.clone(), w)))
+            .collect::<Result<_>>()?;
+            diff::added_removed(
+                &plan,
+                |w| &w.workspace_id,
+                ChangeKind::WorkspaceAdded,
+                ChangeKind::WorkspaceRemoved,
+                diff::workspace_change,
+                &mut local,
+            );
+            for h in &plan.suspect {
+                if let Some(o) = old.get(&h.row.workspace_id) {
+                    if diff::workspace_changes(o, h.row, &mut local) {
+                        counts.workspaces_changed += 1;
+                    }
+                }
+            }
+            counts.workspaces_added = count(plan.fresh.len() + plan.readded.len());
+            counts.workspaces_removed = count(plan.removed.len());
+            let fresh: Vec<WorkspaceWrite<'_>> =
+                plan.fresh.iter().map(WorkspaceWrite::new).collect();
+            tx.write_rows(
+                &tables::WORKSPACES,
+                &shared,
+                &fresh,
+                Mode::Fresh,
+                fill_workspace,
+            )
+            .await?;
+            let rewrite: Vec<WorkspaceWrite<'_>> = plan
+                .readded
+                .iter()
+                .chain(&plan.suspect)
+                .map(WorkspaceWrite::new)
+                .collect();
+            tx.write_rows(
+                &tables::WORKSPACES,
+                &shared,
+                &rewrite,
+                Mode::Upsert,
+                fill_workspace,
+            )
+            .await?;
+            let keys: Vec<Vec<&str>> = plan.removed.iter().map(|k| vec![k.as_str()]).collect();
+            mark_removed(&mut tx, "workspaces", &["workspace_id"], &keys, &ctx).await?;
+            if log_here {
+                changes.append(&mut local);
+            }
+        }
+        if let Some(entries) = &snapshot.workspace_entries {
+            let log_here = log && before.has_workspace_entries;
+            let index = entry_index(&mut tx, db).await?;
+            let mut plan = diff::plan_entries(entries, &index);
+            drop(index);
+            duplicates += plan.duplicates;
+            counts.workspace_entries_added = plan.added;
+            counts.workspace_entries_changed = plan.changed;
+            counts.workspace_entries_removed = count(plan.removed.len());
+            tx.write_rows(
+                &tables::WORKSPACE_ENTRIES,
+                &shared,
+                &plan.fresh,
+                Mode::Fresh,
+                fill_entry,
+            )
+            .await?;
+            tx.write_rows(
+                &tables::WORKSPACE_ENTRIES,
+                &shared,
+                &plan.rewrite,
+                Mode::Upsert,
+                fill_entry,
+            )
+            .await?;
+            let keys: Vec<Vec<&str>> = plan
+                .removed
+                .iter()
+                .map(|(w, k, p)| vec![w.as_str(), k.as_str(), p.as_str()])
+                .collect();
+            mark_removed(
+                &mut tx,
+                "workspace_entries",
+                &["workspace_id", "principal_kind", "principal_id"],
+                &keys,
+                &ctx,
+            )
+            .await?;
+            if log_here {
+                changes.append(&mut plan.changes);
+            }
+        }
+        if duplicates > 0 {
+            warn!(
+                duplicates,
+                "snapshot repeated some keys; the first of each was kept"
+            );
+        }
+
+        if !changes.is_empty() {
+            append_changes(&mut tx, &ctx, &changes).await?;
+            counts.total = count(changes.len());
+        }
+
+        // The outcome.
+        on_tx!(&mut tx, c => {
+            sqlx::query(
+                "UPDATE databases SET last_attempt_at = $2, last_complete_at = $2, \
+                 complete = TRUE, last_error = NULL, account_count = $3, group_count = $4, \
+                 membership_count = $5, has_workspaces = (has_workspaces OR $6), \
+                 has_workspace_entries = (has_workspace_entries OR $7) WHERE database = $1",
+            )
+            .bind(db)
+            .bind(now)
+            .bind(to_i64(count(account_count)))
+            .bind(to_i64(count(group_count)))
+            .bind(to_i64(count(membership_count)))
+            .bind(snapshot.workspaces.is_some())
+            .bind(snapshot.workspace_entries.is_some())
+            .execute(c)
+            .await?
+            .rows_affected()
+        });
+        record_outcome(
+            &mut tx,
+            run,
+            db,
+            now,
+            RunOutcome::Complete,
+            stats,
+            &counts,
+            Some([account_count, group_count, membership_count]),
+            None,
+        )
+        .await?;
+        tx.commit().await?;
+        debug!(
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            changes = counts.total,
+            "database committed"
+        );
+        Ok(counts)
+    }
+}
+
+/// Appends change-log rows. On PostgreSQL a transaction-scoped lock makes appends (and so id
+/// allocation) follow commit order across databases; it is taken last, after the heavy writes,
+/// and released by the commit right after.
+async fn append_changes(tx: &mut Tx, ctx: &Ctx<'_>, changes: &[NewChange]) -> Result<()> {
+    if let Tx::Postgres(t) = tx {
+        sqlx::query("SELECT pg_advisory_xact_lock($1, $2)")
+            .bind(LOCK_NAMESPACE)
+            .bind(LOCK_CHANGE_LOG)
+            .execute(&mut **t)
+            .await?;
+    }
+    let shared = [
+        Val::Int(Some(ctx.run)),
+        Val::Int(Some(ctx.now)),
+        Val::Text(Some(ctx.db)),
+    ];
+    tx.write_rows(&tables::CHANGES, &shared, changes, Mode::Fresh, |c, out| {
+        out.extend([
+            Val::Text(Some(c.kind.as_str())),
+            Val::Text(c.user_id.as_deref()),
+            Val::Text(c.group_id.as_deref()),
+            Val::Text(c.workspace_id.as_deref()),
+            Val::Text(c.field),
+            Val::Text(c.old_value.as_deref()),
+            Val::Text(c.new_value.as_deref()),
+        ])
+    })
+    .await
+}
+
+/// Upserts the `run_databases` row: a database recorded twice in one run keeps the last word.
+#[allow(clippy::too_many_arguments)]
+pub(crate) async fn record_outcome(
+    tx: &mut Tx,
+    run: RunId,
+    db: &str,
+    now: i64,
+    outcome: RunOutcome,
+    stats: &CrawlStats,
+    counts: &ChangeCounts,
+    sizes: Option<[usize; 3]>,
+    cause: Option<&str>,
+) -> Result<()> {
+    let counts_json = serde_json::to_string(counts)
+        .map_err(|e| Error::InvalidInput(format!("change counts: {e}")))?;
+    let size = |i: usize| sizes.map(|s| to_i64(count(s[i])));
+    on_tx!(tx, c => {
+        sqlx::query(
+            "INSERT INTO run_databases (run_id, database, outcome, at, api_calls, min_calls, \
+             retries, pages, recrawls, duration_ms, change_counts, account_count, group_count, \
+             membership_count, cause) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15) \
+             ON CONFLICT (run_id, database) DO UPDATE SET outcome = excluded.outcome, \
+             at = excluded.at, api_calls = excluded.api_calls, min_calls = excluded.min_calls, \
+             retries = excluded.retries, pages = excluded.pages, recrawls = excluded.recrawls, \
+             duration_ms = excluded.duration_ms, change_counts = excluded.change_counts, \
+             account_count = excluded.account_count, group_count = excluded.group_count, \
+             membership_count = excluded.membership_count, cause = excluded.cause",
+        )
+        .bind(run)
+        .bind(db)
+        .bind(outcome.as_str())
+        .bind(now)
+        .bind(to_i64(stats.api_calls))
+        .bind(to_i64(stats.min_calls))
+        .bind(to_i64(stats.retries))
+        .bind(to_i64(stats.pages))
+        .bind(i64::from(stats.recrawls))
+        .bind(to_i64(stats.duration_ms))
+        .bind(&counts_json)
+        .bind(size(0))
+        .bind(size(1))
+        .bind(size(2))
+        .bind(cause)
+        .execute(c)
+        .await?
+        .rows_affected()
+    });
+    Ok(())
+}

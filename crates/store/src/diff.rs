@@ -1,0 +1,635 @@
+//! Pure planning of a commit: which rows of a snapshot are new, back, changed or gone, and which
+//! change-log rows that makes. No IO here, so the rules are unit-tested on their own.
+
+use std::collections::{HashMap, HashSet};
+
+use model::{Account, Group, Membership, Workspace, WorkspaceEntry};
+use serde_json::Value;
+
+use crate::types::ChangeKind;
+
+/// What the store holds for one keyed row: its content hash and whether it is present.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Stored {
+    pub hash: i64,
+    pub present: bool,
+}
+
+/// A change-log row before it gets its id, run, time and database.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct NewChange {
+    pub kind: ChangeKind,
+    pub user_id: Option<String>,
+    pub group_id: Option<String>,
+    pub workspace_id: Option<String>,
+    pub field: Option<&'static str>,
+    pub old_value: Option<String>,
+    pub new_value: Option<String>,
+}
+
+impl NewChange {
+    fn new(kind: ChangeKind) -> Self {
+        NewChange {
+            kind,
+            user_id: None,
+            group_id: None,
+            workspace_id: None,
+            field: None,
+            old_value: None,
+            new_value: None,
+        }
+    }
+
+    fn user(kind: ChangeKind, user_id: &str) -> Self {
+        NewChange {
+            user_id: Some(user_id.to_owned()),
+            ..NewChange::new(kind)
+        }
+    }
+
+    fn group(kind: ChangeKind, group_id: &str) -> Self {
+        NewChange {
+            group_id: Some(group_id.to_owned()),
+            ..NewChange::new(kind)
+        }
+    }
+
+    fn workspace(kind: ChangeKind, workspace_id: &str) -> Self {
+        NewChange {
+            workspace_id: Some(workspace_id.to_owned()),
+            ..NewChange::new(kind)
+        }
+    }
+
+    fn membership(kind: ChangeKind, group_id: &str, user_id: &str) -> Self {
+        NewChange {
+            group_id: Some(group_id.to_owned()),
+            user_id: Some(user_id.to_owned()),
+            ..NewChange::new(kind)
+        }
+    }
+
+    fn entry(kind: ChangeKind, key: &EntryKey) -> Self {
+        let mut c = NewChange::workspace(kind, &key.0);
+        if key.1 == PRINCIPAL_GROUP {
+            c.group_id = Some(key.2.clone());
+        } else {
+            c.user_id = Some(key.2.clone());
+        }
+        c
+    }
+
+    fn field(mut self, field: &'static str, old: Option<String>, new: Option<String>) -> Self {
+        self.field = Some(field);
+        self.old_value = old;
+        self.new_value = new;
+        self
+    }
+}
+
+/// A snapshot row together with its content hash.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Hashed<'a, T> {
+    pub row: &'a T,
+    pub hash: i64,
+}
+
+/// The plan for a table of hashed rows (accounts, groups, workspaces).
+#[derive(Debug)]
+pub(crate) struct EntityPlan<'a, T> {
+    /// Keys never stored before: plain inserts.
+    pub fresh: Vec<Hashed<'a, T>>,
+    /// Keys stored but not present: written again and present once more.
+    pub readded: Vec<Hashed<'a, T>>,
+    /// Present rows whose hash differs: compare with the stored row, then rewrite.
+    pub suspect: Vec<Hashed<'a, T>>,
+    /// Present keys the snapshot no longer has, sorted.
+    pub removed: Vec<String>,
+    /// Rows present after the commit.
+    pub present_after: usize,
+    /// Rows dropped because their key repeated an earlier row's.
+    pub duplicates: usize,
+}
+
+/// Sorts a snapshot's rows against the stored keys and hashes. The first row of a repeated key
+/// wins: a crawl that saw a record twice (offset pagination shifting under it) saw the same one.
+pub(crate) fn plan_entities<'a, T>(
+    rows: &'a [T],
+    key: impl Fn(&T) -> &str,
+    hash: impl Fn(&T) -> i64,
+    stored: &HashMap<String, Stored>,
+) -> EntityPlan<'a, T> {
+    let mut seen: HashSet<&str> = HashSet::with_capacity(rows.len());
+    let mut plan = EntityPlan {
+        fresh: Vec::new(),
+        readded: Vec::new(),
+        suspect: Vec::new(),
+        removed: Vec::new(),
+        present_after: 0,
+        duplicates: 0,
+    };
+    for row in rows {
+        let k = key(row);
+        if !seen.insert(k) {
+            plan.duplicates += 1;
+            continue;
+        }
+        let h = Hashed {
+            row,
+            hash: hash(row),
+        };
+        match stored.get(k) {
+            None => plan.fresh.push(h),
+            Some(s) if !s.present => plan.readded.push(h),
+            Some(s) if s.hash != h.hash => plan.suspect.push(h),
+            Some(_) => {}
+        }
+    }
+    plan.present_after = seen.len();
+    plan.removed = stored
+        .iter()
+        .filter(|(k, s)| s.present && !seen.contains(k.as_str()))
+        .map(|(k, _)| k.clone())
+        .collect();
+    plan.removed.sort_unstable();
+    plan
+}
+
+/// Change-log rows for additions and removals of a hashed table.
+pub(crate) fn added_removed<T>(
+    plan: &EntityPlan<'_, T>,
+    key: impl Fn(&T) -> &str,
+    added: ChangeKind,
+    removed: ChangeKind,
+    make: impl Fn(ChangeKind, &str) -> NewChange,
+    out: &mut Vec<NewChange>,
+) {
+    for h in plan.fresh.iter().chain(&plan.readded) {
+        out.push(make(added, key(h.row)));
+    }
+    for k in &plan.removed {
+        out.push(make(removed, k));
+    }
+}
+
+pub(crate) fn user_change(kind: ChangeKind, id: &str) -> NewChange {
+    NewChange::user(kind, id)
+}
+
+pub(crate) fn group_change(kind: ChangeKind, id: &str) -> NewChange {
+    NewChange::group(kind, id)
+}
+
+pub(crate) fn workspace_change(kind: ChangeKind, id: &str) -> NewChange {
+    NewChange::workspace(kind, id)
+}
+
+fn json_text(v: &Value) -> String {
+    v.to_string()
+}
+
+/// The JSON text stored for an account's group list.
+pub(crate) fn groups_json(groups: &[String]) -> String {
+    Value::from(groups.to_vec()).to_string()
+}
+
+/// Field-level changes between a stored account and its new version: one row per changed field,
+/// activation as its own kind, and `raw` only when no known field explains the difference.
+pub(crate) fn account_changes(old: &Account, new: &Account, out: &mut Vec<NewChange>) -> bool {
+    let start = out.len();
+    let id = new.user_id.as_str();
+    let mut text = |field: &'static str, o: &Option<String>, n: &Option<String>| {
+        if o != n {
+            out.push(NewChange::user(ChangeKind::AccountChanged, id).field(
+                field,
+                o.clone(),
+                n.clone(),
+            ));
+        }
+    };
+    text("login_name", &old.login_name, &new.login_name);
+    text("email", &old.email, &new.email);
+    text("first_name", &old.first_name, &new.first_name);
+    text("last_name", &old.last_name, &new.last_name);
+    text("display_name", &old.display_name, &new.display_name);
+    text("user_type", &old.user_type, &new.user_type);
+    text(
+        "default_database",
+        &old.default_database,
+        &new.default_database,
+    );
+    text("phone", &old.phone, &new.phone);
+    text("department", &old.department, &new.department);
+    text("title", &old.title, &new.title);
+    text("created_date", &old.created_date, &new.created_date);
+    if old.active != new.active {
+        let kind = if new.active {
+            ChangeKind::AccountActivated
+        } else {
+            ChangeKind::AccountDeactivated
+        };
+        out.push(NewChange::user(kind, id).field(
+            "active",
+            Some(old.active.to_string()),
+            Some(new.active.to_string()),
+        ));
+    }
+    // The group list is a set: the API may list the same groups in another order.
+    let mut og: Vec<&String> = old.groups.iter().collect();
+    let mut ng: Vec<&String> = new.groups.iter().collect();
+    og.sort_unstable();
+    ng.sort_unstable();
+    if og != ng {
+        out.push(NewChange::user(ChangeKind::AccountChanged, id).field(
+            "groups",
+            Some(groups_json(&old.groups)),
+            Some(groups_json(&new.groups)),
+        ));
+    }
+    if out.len() == start && old.raw != new.raw {
+        out.push(NewChange::user(ChangeKind::AccountChanged, id).field(
+            "raw",
+            Some(json_text(&old.raw)),
+            Some(json_text(&new.raw)),
+        ));
+    }
+    out.len() > start
+}
+
+/// The raw group object without its member count, which moves with every membership change that
+/// the membership rows already log.
+fn group_raw_sans_count(raw: &Value) -> Value {
+    match raw {
+        Value::Object(map) => {
+            let mut m = map.clone();
+            m.remove("member_count");
+            Value::Object(m)
+        }
+        other => other.clone(),
+    }
+}
+
+/// Field-level changes of a group. A changed `member_count` alone is stored but not logged.
+pub(crate) fn group_changes(old: &Group, new: &Group, out: &mut Vec<NewChange>) -> bool {
+    let start = out.len();
+    let id = new.group_id.as_str();
+    if old.name != new.name {
+        out.push(NewChange::group(ChangeKind::GroupChanged, id).field(
+            "name",
+            old.name.clone(),
+            new.name.clone(),
+        ));
+    }
+    if out.len() == start && group_raw_sans_count(&old.raw) != group_raw_sans_count(&new.raw) {
+        out.push(NewChange::group(ChangeKind::GroupChanged, id).field(
+            "raw",
+            Some(json_text(&old.raw)),
+            Some(json_text(&new.raw)),
+        ));
+    }
+    out.len() > start
+}
+
+/// Field-level changes of a workspace.
+pub(crate) fn workspace_changes(
+    old: &Workspace,
+    new: &Workspace,
+    out: &mut Vec<NewChange>,
+) -> bool {
+    let start = out.len();
+    let id = new.workspace_id.as_str();
+    if old.name != new.name {
+        out.push(
+            NewChange::workspace(ChangeKind::WorkspaceChanged, id).field(
+                "name",
+                old.name.clone(),
+                new.name.clone(),
+            ),
+        );
+    }
+    if old.default_security != new.default_security {
+        out.push(
+            NewChange::workspace(ChangeKind::WorkspaceChanged, id).field(
+                "default_security",
+                Some(old.default_security.as_str().to_owned()),
+                Some(new.default_security.as_str().to_owned()),
+            ),
+        );
+    }
+    if out.len() == start && old.raw != new.raw {
+        out.push(
+            NewChange::workspace(ChangeKind::WorkspaceChanged, id).field(
+                "raw",
+                Some(json_text(&old.raw)),
+                Some(json_text(&new.raw)),
+            ),
+        );
+    }
+    out.len() > start
+}
+
+/// The plan for memberships, which have a key and no content.
+#[derive(Debug)]
+pub(crate) struct MembershipPlan<'a> {
+    pub fresh: Vec<&'a Membership>,
+    pub readded: Vec<&'a Membership>,
+    /// `(group_id, user_id)`, sorted.
+    pub removed: Vec<(String, String)>,
+    pub present_after: usize,
+    pub duplicates: usize,
+}
+
+pub(crate) fn plan_memberships<'a>(
+    rows: &'a [Membership],
+    stored: &HashMap<(String, String), bool>,
+) -> MembershipPlan<'a> {
+    let mut seen: HashSet<(&str, &str)> = HashSet::with_capacity(rows.len());
+    let mut plan = MembershipPlan {
+        fresh: Vec::new(),
+        readded: Vec::new(),
+        removed: Vec::new(),
+        present_after: 0,
+        duplicates: 0,
+    };
+    // Looking a borrowed pair up in a map keyed by owned pairs needs an owned key; reuse one.
+    let mut probe = (String::new(), String::new());
+    for m in rows {
+        if !seen.insert((m.group_id.as_str(), m.user_id.as_str())) {
+            plan.duplicates += 1;
+            continue;
+        }
+        probe.0.clear();
+        probe.0.push_str(&m.group_id);
+        probe.1.clear();
+        probe.1.push_str(&m.user_id);
+        match stored.get(&probe) {
+            None => plan.fresh.push(m),
+            Some(false) => plan.readded.push(m),
+            Some(true) => {}
+        }
+    }
+    plan.present_after = seen.len();
+    plan.removed = stored
+        .iter()
+        .filter(|((g, u), present)| **present && !seen.contains(&(g.as_str(), u.as_str())))
+        .map(|(k, _)| k.clone())
+        .collect();
+    plan.removed.sort_unstable();
+    plan
+}
+
+pub(crate) fn membership_changes(plan: &MembershipPlan<'_>, out: &mut Vec<NewChange>) {
+    for m in plan.fresh.iter().chain(&plan.readded) {
+        out.push(NewChange::membership(
+            ChangeKind::MembershipAdded,
+            &m.group_id,
+            &m.user_id,
+        ));
+    }
+    for (g, u) in &plan.removed {
+        out.push(NewChange::membership(ChangeKind::MembershipRemoved, g, u));
+    }
+}
+
+/// How a workspace entry's principal is stored.
+pub(crate) const PRINCIPAL_USER: &str = "user";
+pub(crate) const PRINCIPAL_GROUP: &str = "group";
+
+pub(crate) fn principal_kind(is_group: bool) -> &'static str {
+    if is_group {
+        PRINCIPAL_GROUP
+    } else {
+        PRINCIPAL_USER
+    }
+}
+
+/// `(workspace_id, principal kind, principal_id)`.
+pub(crate) type EntryKey = (String, String, String);
+
+/// The stored access of an entry and whether it is present.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct StoredEntry {
+    pub access: String,
+    pub present: bool,
+}
+
+#[derive(Debug)]
+pub(crate) struct EntryPlan<'a> {
+    pub fresh: Vec<&'a WorkspaceEntry>,
+    /// Re-added or with a changed access level.
+    pub rewrite: Vec<&'a WorkspaceEntry>,
+    pub removed: Vec<EntryKey>,
+    pub changes: Vec<NewChange>,
+    pub added: u64,
+    pub changed: u64,
+    pub duplicates: usize,
+}
+
+pub(crate) fn plan_entries<'a>(
+    rows: &'a [WorkspaceEntry],
+    stored: &HashMap<EntryKey, StoredEntry>,
+) -> EntryPlan<'a> {
+    let mut seen: HashSet<EntryKey> = HashSet::with_capacity(rows.len());
+    let mut plan = EntryPlan {
+        fresh: Vec::new(),
+        rewrite: Vec::new(),
+        removed: Vec::new(),
+        changes: Vec::new(),
+        added: 0,
+        changed: 0,
+        duplicates: 0,
+    };
+    for e in rows {
+        let key: EntryKey = (
+            e.workspace_id.clone(),
+            principal_kind(e.is_group).to_owned(),
+            e.principal_id.clone(),
+        );
+        let access = e.access.as_str();
+        match stored.get(&key) {
+            _ if seen.contains(&key) => {
+                plan.duplicates += 1;
+                continue;
+            }
+            None => {
+                plan.fresh.push(e);
+                plan.added += 1;
+                plan.changes.push(
+                    NewChange::entry(ChangeKind::WorkspaceEntryAdded, &key).field(
+                        "access",
+                        None,
+                        Some(access.to_owned()),
+                    ),
+                );
+            }
+            Some(s) if !s.present => {
+                plan.rewrite.push(e);
+                plan.added += 1;
+                plan.changes.push(
+                    NewChange::entry(ChangeKind::WorkspaceEntryAdded, &key).field(
+                        "access",
+                        None,
+                        Some(access.to_owned()),
+                    ),
+                );
+            }
+            Some(s) if s.access != access => {
+                plan.rewrite.push(e);
+                plan.changed += 1;
+                plan.changes.push(
+                    NewChange::entry(ChangeKind::WorkspaceEntryChanged, &key).field(
+                        "access",
+                        Some(s.access.clone()),
+                        Some(access.to_owned()),
+                    ),
+                );
+            }
+            Some(_) => {}
+        }
+        seen.insert(key);
+    }
+    plan.removed = stored
+        .iter()
+        .filter(|(k, s)| s.present && !seen.contains(*k))
+        .map(|(k, _)| k.clone())
+        .collect();
+    plan.removed.sort_unstable();
+    for k in &plan.removed {
+        let old = stored.get(k).map(|s| s.access.clone());
+        plan.changes.push(
+            NewChange::entry(ChangeKind::WorkspaceEntryRemoved, k).field("access", old, None),
+        );
+    }
+    plan
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn account(id: &str) -> Account {
+        Account {
+            database: "db".into(),
+            user_id: id.into(),
+            login_name: Some(format!("{id}@login")),
+            active: true,
+            raw: json!({"id": id}),
+            ..Account::default()
+        }
+    }
+
+    fn stored(entries: &[(&str, i64, bool)]) -> HashMap<String, Stored> {
+        entries
+            .iter()
+            .map(|(k, hash, present)| {
+                (
+                    (*k).to_owned(),
+                    Stored {
+                        hash: *hash,
+                        present: *present,
+                    },
+                )
+            })
+            .collect()
+    }
+
+    #[test]
+    fn entities_are_sorted_into_fresh_back_suspect_and_removed() {
+        let rows = vec![account("a"), account("b"), account("c"), account("a")];
+        let hash_b = crate::hash::account(&rows[1]);
+        let index = stored(&[
+            ("b", hash_b, true),
+            ("c", 1, true),
+            ("d", 2, true),
+            ("e", 3, false),
+        ]);
+        let plan = plan_entities(&rows, |a| &a.user_id, crate::hash::account, &index);
+        let ids =
+            |v: &[Hashed<'_, Account>]| v.iter().map(|h| h.row.user_id.clone()).collect::<Vec<_>>();
+        assert_eq!(ids(&plan.fresh), ["a"]);
+        assert!(plan.readded.is_empty());
+        assert_eq!(ids(&plan.suspect), ["c"]);
+        assert_eq!(plan.removed, ["d"]);
+        assert_eq!(plan.present_after, 3);
+        assert_eq!(plan.duplicates, 1);
+    }
+
+    #[test]
+    fn account_field_changes_name_each_field_and_activation() {
+        let old = account("a");
+        let mut new = old.clone();
+        new.email = Some("a@x.test".into());
+        new.active = false;
+        new.raw = json!({"id": "a", "email": "a@x.test"});
+        let mut out = Vec::new();
+        assert!(account_changes(&old, &new, &mut out));
+        let kinds: Vec<_> = out.iter().map(|c| (c.kind, c.field)).collect();
+        assert_eq!(
+            kinds,
+            [
+                (ChangeKind::AccountChanged, Some("email")),
+                (ChangeKind::AccountDeactivated, Some("active")),
+            ]
+        );
+        assert_eq!(out[0].old_value, None);
+        assert_eq!(out[0].new_value.as_deref(), Some("a@x.test"));
+        assert_eq!(out[1].old_value.as_deref(), Some("true"));
+    }
+
+    #[test]
+    fn raw_only_differences_are_logged_as_raw_and_group_order_is_not_a_change() {
+        let mut old = account("a");
+        old.groups = vec!["g1".into(), "g2".into()];
+        let mut new = old.clone();
+        new.groups = vec!["g2".into(), "g1".into()];
+        let mut out = Vec::new();
+        assert!(!account_changes(&old, &new, &mut out));
+        new.raw = json!({"id": "a", "custom": 1});
+        assert!(account_changes(&old, &new, &mut out));
+        assert_eq!(out.len(), 1);
+        assert_eq!(out[0].field, Some("raw"));
+    }
+
+    #[test]
+    fn a_group_member_count_alone_is_not_logged() {
+        let old = Group {
+            database: "db".into(),
+            group_id: "g".into(),
+            name: Some("G".into()),
+            member_count: Some(1),
+            raw: json!({"id": "g", "name": "G", "member_count": 1}),
+        };
+        let mut new = old.clone();
+        new.member_count = Some(2);
+        new.raw = json!({"id": "g", "name": "G", "member_count": 2});
+        let mut out = Vec::new();
+        assert!(!group_changes(&old, &new, &mut out));
+        new.name = Some("H".into());
+        assert!(group_changes(&old, &new, &mut out));
+        assert_eq!(out[0].field, Some("name"));
+    }
+
+    #[test]
+    fn memberships_plan_keys_and_duplicates() {
+        let m = |g: &str, u: &str| Membership {
+            database: "db".into(),
+            group_id: g.into(),
+            user_id: u.into(),
+        };
+        let rows = vec![m("g", "a"), m("g", "b"), m("g", "a"), m("h", "c")];
+        let index: HashMap<(String, String), bool> = [
+            (("g".to_owned(), "b".to_owned()), true),
+            (("h".to_owned(), "c".to_owned()), false),
+            (("h".to_owned(), "z".to_owned()), true),
+        ]
+        .into_iter()
+        .collect();
+        let plan = plan_memberships(&rows, &index);
+        assert_eq!(plan.fresh.len(), 1);
+        assert_eq!(plan.readded[0].user_id, "c");
+        assert_eq!(plan.removed, [("h".to_owned(), "z".to_owned())]);
+        assert_eq!(plan.duplicates, 1);
+        assert_eq!(plan.present_after, 3);
+    }
+}

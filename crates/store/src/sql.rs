@@ -1,0 +1,612 @@
+//! The SQL plumbing shared by the store's operations: transactions over either backend and the
+//! bulk primitives (insert or upsert many rows, mark many keys removed, delete many keys, fetch
+//! rows by key) with one implementation per backend.
+//!
+//! PostgreSQL gets `COPY` for fresh rows and `UNNEST`-ed arrays for upserts and key lists, so a
+//! statement carries a whole batch. SQLite gets multi-row statements with as many parameters as
+//! it allows, reusing one prepared statement per batch size; values every row shares (the
+//! database, the time, the run) are bound once per statement.
+//!
+//! Table and column names in the SQL built here are `'static` strings from this crate; data only
+//! ever travels as bound parameters or in the `COPY` stream.
+
+use std::borrow::Cow;
+
+use sqlx::{Postgres, Sqlite, Transaction};
+use tokio::sync::OwnedMutexGuard;
+
+use crate::error::Result;
+
+/// SQLite's limit on parameters per statement (`SQLITE_MAX_VARIABLE_NUMBER` since 3.32).
+const SQLITE_MAX_PARAMS: usize = 32_766;
+/// Rows per SQLite statement at most: larger statements stop paying off and cost memory.
+const SQLITE_MAX_ROWS: usize = 2_000;
+/// Rows per PostgreSQL `UNNEST` statement.
+const PG_BATCH_ROWS: usize = 20_000;
+/// Bytes buffered before a `COPY` chunk is sent.
+const PG_COPY_CHUNK: usize = 1 << 20;
+
+/// The type of a column, as far as binding goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Ty {
+    Text,
+    Int,
+    Bool,
+}
+
+impl Ty {
+    fn pg_array(self) -> &'static str {
+        match self {
+            Ty::Text => "text[]",
+            Ty::Int => "int8[]",
+            Ty::Bool => "bool[]",
+        }
+    }
+
+    fn pg_scalar(self) -> &'static str {
+        match self {
+            Ty::Text => "text",
+            Ty::Int => "int8",
+            Ty::Bool => "bool",
+        }
+    }
+}
+
+/// One value to write.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Val<'a> {
+    Text(Option<&'a str>),
+    Int(Option<i64>),
+    Bool(bool),
+}
+
+impl Val<'_> {
+    fn ty(&self) -> Ty {
+        match self {
+            Val::Text(_) => Ty::Text,
+            Val::Int(_) => Ty::Int,
+            Val::Bool(_) => Ty::Bool,
+        }
+    }
+}
+
+/// Where a column's value comes from.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Slot {
+    /// The statement-wide value at this index of [`Insert::shared`].
+    Shared(usize),
+    /// The next value the row supplies.
+    Row(Ty),
+}
+
+/// A table's insert layout.
+#[derive(Debug)]
+pub(crate) struct Table {
+    pub name: &'static str,
+    pub columns: &'static [(&'static str, Slot)],
+    /// What follows `ON CONFLICT ` for upserts; `None` for append-only tables.
+    pub on_conflict: Option<&'static str>,
+}
+
+impl Table {
+    fn column_list(&self) -> String {
+        self.columns
+            .iter()
+            .map(|(c, _)| *c)
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+
+    fn row_types(&self) -> Vec<Ty> {
+        self.columns
+            .iter()
+            .filter_map(|(_, s)| match s {
+                Slot::Row(t) => Some(*t),
+                Slot::Shared(_) => None,
+            })
+            .collect()
+    }
+}
+
+/// Whether the rows are known not to exist yet (so PostgreSQL can `COPY` them) or may conflict.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Mode {
+    Fresh,
+    Upsert,
+}
+
+/// A transaction on either backend. For SQLite it also holds this process's writer lock, so
+/// writers queue in-process instead of spinning on `SQLITE_BUSY`.
+pub(crate) enum Tx {
+    Sqlite(Transaction<'static, Sqlite>, Option<OwnedMutexGuard<()>>),
+    Postgres(Transaction<'static, Postgres>),
+}
+
+/// Runs the same body against whichever backend's connection a [`Tx`] holds. The body is
+/// compiled once per backend, so it may use backend-specific types as long as the code reads the
+/// same for both.
+macro_rules! on_tx {
+    ($tx:expr, $conn:ident => $body:expr) => {
+        match $tx {
+            $crate::sql::Tx::Sqlite(t, _) => {
+                let $conn = &mut **t;
+                $body
+            }
+            $crate::sql::Tx::Postgres(t) => {
+                let $conn = &mut **t;
+                $body
+            }
+        }
+    };
+}
+pub(crate) use on_tx;
+
+impl Tx {
+    pub(crate) async fn commit(self) -> Result<()> {
+        match self {
+            Tx::Sqlite(t, _guard) => t.commit().await?,
+            Tx::Postgres(t) => t.commit().await?,
+        }
+        Ok(())
+    }
+
+    pub(crate) fn is_postgres(&self) -> bool {
+        matches!(self, Tx::Postgres(_))
+    }
+
+    /// Writes `rows`, each turned into values by `fill` in the order of the table's `Row` slots.
+    pub(crate) async fn write_rows<'a, T>(
+        &mut self,
+        table: &Table,
+        shared: &[Val<'a>],
+        rows: &'a [T],
+        mode: Mode,
+        fill: impl Fn(&'a T, &mut Vec<Val<'a>>),
+    ) -> Result<()> {
+        if rows.is_empty() {
+            return Ok(());
+        }
+        match self {
+            Tx::Postgres(t) => {
+                if mode == Mode::Fresh || table.on_conflict.is_none() {
+                    pg_copy(t, table, shared, rows, fill).await
+                } else {
+                    pg_unnest_upsert(t, table, shared, rows, fill).await
+                }
+            }
+            Tx::Sqlite(t, _) => sqlite_insert(t, table, shared, rows, mode, fill).await,
+        }
+    }
+
+    /// Runs `UPDATE table SET {set} WHERE {filter} AND (key columns) match one of `keys``.
+    /// `set` and `filter` use `$1..$n` for `params`.
+    pub(crate) async fn update_keys(
+        &mut self,
+        table: &'static str,
+        set: &'static str,
+        filter: &'static str,
+        params: &[Val<'_>],
+        key_cols: &[&'static str],
+        keys: &[Vec<&str>],
+    ) -> Result<u64> {
+        let head = format!("UPDATE {table} SET {set} WHERE {filter} AND ");
+        self.by_keys(head, params, key_cols, keys).await
+    }
+
+    /// Runs `DELETE FROM table WHERE (key columns) match one of `keys``.
+    pub(crate) async fn delete_keys(
+        &mut self,
+        table: &'static str,
+        key_cols: &[&'static str],
+        keys: &[Vec<&str>],
+    ) -> Result<u64> {
+        let head = format!("DELETE FROM {table} WHERE ");
+        self.by_keys(head, &[], key_cols, keys).await
+    }
+
+    async fn by_keys(
+        &mut self,
+        head: String,
+        params: &[Val<'_>],
+        key_cols: &[&'static str],
+        keys: &[Vec<&str>],
+    ) -> Result<u64> {
+        if keys.is_empty() {
+            return Ok(0);
+        }
+        let n = key_cols.len();
+        let mut affected = 0;
+        match self {
+            Tx::Postgres(t) => {
+                // (c0, c1) IN (SELECT * FROM UNNEST($k::text[], ...)) keeps one statement per
+                // batch whatever its size.
+                let first = params.len() + 1;
+                let arrays: Vec<String> =
+                    (0..n).map(|i| format!("${}::text[]", first + i)).collect();
+                let sql = format!(
+                    "{head}({}) IN (SELECT * FROM UNNEST({}))",
+                    key_cols.join(", "),
+                    arrays.join(", ")
+                );
+                for chunk in keys.chunks(PG_BATCH_ROWS) {
+                    let mut q = sqlx::query(&sql);
+                    for p in params {
+                        q = bind_pg(q, *p);
+                    }
+                    for i in 0..n {
+                        let col: Vec<Cow<'_, str>> = chunk.iter().map(|k| pg_text(k[i])).collect();
+                        q = q.bind(col);
+                    }
+                    affected += q.execute(&mut **t).await?.rows_affected();
+                }
+            }
+            Tx::Sqlite(t, _) => {
+                let per_stmt = ((SQLITE_MAX_PARAMS - params.len()) / n).min(SQLITE_MAX_ROWS);
+                let mut sql = String::new();
+                let mut sql_rows = 0;
+                for chunk in keys.chunks(per_stmt) {
+                    if sql_rows != chunk.len() {
+                        sql = sqlite_keys_sql(&head, params.len(), key_cols, chunk.len());
+                        sql_rows = chunk.len();
+                    }
+                    let mut q = sqlx::query(&sql);
+                    for p in params {
+                        q = bind_sqlite(q, *p);
+                    }
+                    for k in chunk {
+                        for v in k {
+                            q = q.bind(*v);
+                        }
+                    }
+                    affected += q.execute(&mut **t).await?.rows_affected();
+                }
+            }
+        }
+        Ok(affected)
+    }
+}
+
+fn sqlite_keys_sql(head: &str, first: usize, key_cols: &[&str], rows: usize) -> String {
+    let n = key_cols.len();
+    let mut sql = format!("{head}({}) IN (VALUES ", key_cols.join(", "));
+    let mut p = first;
+    for r in 0..rows {
+        if r > 0 {
+            sql.push_str(", ");
+        }
+        sql.push('(');
+        for c in 0..n {
+            if c > 0 {
+                sql.push_str(", ");
+            }
+            p += 1;
+            sql.push('$');
+            sql.push_str(&p.to_string());
+        }
+        sql.push(')');
+    }
+    sql.push(')');
+    sql
+}
+
+/// PostgreSQL's text type cannot hold NUL; drop it rather than fail a whole harvest over one
+/// odd character.
+fn pg_text(s: &str) -> Cow<'_, str> {
+    if s.contains('\0') {
+        Cow::Owned(s.replace('\0', ""))
+    } else {
+        Cow::Borrowed(s)
+    }
+}
+
+type PgQuery<'q> = sqlx::query::Query<'q, Postgres, sqlx::postgres::PgArguments>;
+type SqliteQuery<'q> = sqlx::query::Query<'q, Sqlite, sqlx::sqlite::SqliteArguments<'q>>;
+
+fn bind_pg<'q>(q: PgQuery<'q>, v: Val<'q>) -> PgQuery<'q> {
+    match v {
+        Val::Text(s) => q.bind(s.map(pg_text)),
+        Val::Int(i) => q.bind(i),
+        Val::Bool(b) => q.bind(b),
+    }
+}
+
+fn bind_sqlite<'q>(q: SqliteQuery<'q>, v: Val<'q>) -> SqliteQuery<'q> {
+    match v {
+        Val::Text(s) => q.bind(s),
+        Val::Int(i) => q.bind(i),
+        Val::Bool(b) => q.bind(b),
+    }
+}
+
+/// Appends one value in `COPY`'s text format.
+fn copy_value(buf: &mut Vec<u8>, v: &Val<'_>) {
+    match v {
+        Val::Text(None) | Val::Int(None) => buf.extend_from_slice(b"\\N"),
+        Val::Text(Some(s)) => {
+            let bytes = s.as_bytes();
+            if !bytes
+                .iter()
+                .any(|b| matches!(b, b'\\' | b'\t' | b'\n' | b'\r' | 0))
+            {
+                buf.extend_from_slice(bytes);
+            } else {
+                for &b in bytes {
+                    match b {
+                        b'\\' => buf.extend_from_slice(b"\\\\"),
+                        b'\t' => buf.extend_from_slice(b"\\t"),
+                        b'\n' => buf.extend_from_slice(b"\\n"),
+                        b'\r' => buf.extend_from_slice(b"\\r"),
+                        0 => {}
+                        b => buf.push(b),
+                    }
+                }
+            }
+        }
+        Val::Int(Some(i)) => buf.extend_from_slice(i.to_string().as_bytes()),
+        Val::Bool(b) => buf.push(if *b { b't' } else { b'f' }),
+    }
+}
+
+async fn pg_copy<'a, T>(
+    t: &mut Transaction<'static, Postgres>,
+    table: &Table,
+    shared: &[Val<'a>],
+    rows: &'a [T],
+    fill: impl Fn(&'a T, &mut Vec<Val<'a>>),
+) -> Result<()> {
+    let sql = format!("COPY {} ({}) FROM STDIN", table.name, table.column_list());
+    let mut copy = t.copy_in_raw(&sql).await?;
+    let mut buf: Vec<u8> = Vec::with_capacity(PG_COPY_CHUNK + 4096);
+    let mut vals: Vec<Val<'a>> = Vec::with_capacity(table.columns.len());
+    for row in rows {
+        vals.clear();
+        fill(row, &mut vals);
+        let mut next = vals.iter();
+        for (i, (_, slot)) in table.columns.iter().enumerate() {
+            if i > 0 {
+                buf.push(b'\t');
+            }
+            let v = match slot {
+                Slot::Shared(j) => shared.get(*j),
+                Slot::Row(_) => next.next(),
+            };
+            match v {
+                Some(v) => copy_value(&mut buf, v),
+                // A layout bug, not a data problem; NULL makes the server reject the row
+                // loudly for NOT NULL columns.
+                None => buf.extend_from_slice(b"\\N"),
+            }
+        }
+        debug_assert!(next.next().is_none(), "row supplied too many values");
+        buf.push(b'\n');
+        if buf.len() >= PG_COPY_CHUNK {
+            copy.send(std::mem::take(&mut buf)).await?;
+            buf.reserve(PG_COPY_CHUNK + 4096);
+        }
+    }
+    if !buf.is_empty() {
+        copy.send(buf).await?;
+    }
+    copy.finish().await?;
+    Ok(())
+}
+
+/// One column of an `UNNEST` batch.
+enum PgArray<'a> {
+    Text(Vec<Option<Cow<'a, str>>>),
+    Int(Vec<Option<i64>>),
+    Bool(Vec<bool>),
+}
+
+async fn pg_unnest_upsert<'a, T>(
+    t: &mut Transaction<'static, Postgres>,
+    table: &Table,
+    shared: &[Val<'a>],
+    rows: &'a [T],
+    fill: impl Fn(&'a T, &mut Vec<Val<'a>>),
+) -> Result<()> {
+    let types = table.row_types();
+    let mut exprs = Vec::with_capacity(table.columns.len());
+    let mut aliases = Vec::with_capacity(types.len());
+    let mut arrays = Vec::with_capacity(types.len());
+    let mut r = 0;
+    for (_, slot) in table.columns {
+        match slot {
+            Slot::Shared(j) => {
+                let ty = shared.get(*j).map_or(Ty::Text, Val::ty);
+                exprs.push(format!("${}::{}", j + 1, ty.pg_scalar()));
+            }
+            Slot::Row(ty) => {
+                exprs.push(format!("u.c{r}"));
+                aliases.push(format!("c{r}"));
+                arrays.push(format!("${}::{}", shared.len() + 1 + r, ty.pg_array()));
+                r += 1;
+            }
+        }
+    }
+    let mut sql = format!(
+        "INSERT INTO {} ({}) SELECT {} FROM UNNEST({}) AS u({})",
+        table.name,
+        table.column_list(),
+        exprs.join(", "),
+        arrays.join(", "),
+        aliases.join(", ")
+    );
+    if let Some(c) = table.on_conflict {
+        sql.push_str(" ON CONFLICT ");
+        sql.push_str(c);
+    }
+    let mut vals: Vec<Val<'a>> = Vec::with_capacity(types.len());
+    for chunk in rows.chunks(PG_BATCH_ROWS) {
+        let mut cols: Vec<PgArray<'a>> = types
+            .iter()
+            .map(|t| match t {
+                Ty::Text => PgArray::Text(Vec::with_capacity(chunk.len())),
+                Ty::Int => PgArray::Int(Vec::with_capacity(chunk.len())),
+                Ty::Bool => PgArray::Bool(Vec::with_capacity(chunk.len())),
+            })
+            .collect();
+        for row in chunk {
+            vals.clear();
+            fill(row, &mut vals);
+            debug_assert_eq!(
+                vals.len(),
+                cols.len(),
+                "row supplied the wrong number of values"
+            );
+            for (col, v) in cols.iter_mut().zip(vals.iter()) {
+                match (col, v) {
+                    (PgArray::Text(c), Val::Text(s)) => c.push(s.map(pg_text)),
+                    (PgArray::Int(c), Val::Int(i)) => c.push(*i),
+                    (PgArray::Bool(c), Val::Bool(b)) => c.push(*b),
+                    // A layout bug: keep the arrays aligned and let NOT NULL catch it.
+                    (PgArray::Text(c), _) => c.push(None),
+                    (PgArray::Int(c), _) => c.push(None),
+                    (PgArray::Bool(c), _) => c.push(false),
+                }
+            }
+        }
+        let mut q = sqlx::query(&sql);
+        for v in shared {
+            q = bind_pg(q, *v);
+        }
+        for col in cols {
+            q = match col {
+                PgArray::Text(c) => q.bind(c),
+                PgArray::Int(c) => q.bind(c),
+                PgArray::Bool(c) => q.bind(c),
+            };
+        }
+        q.execute(&mut **t).await?;
+    }
+    Ok(())
+}
+
+/// `INSERT INTO t (...) VALUES (...), (...) [ON CONFLICT ...]` with shared values as `$1..$s`
+/// and each row's values numbered after them.
+fn sqlite_insert_sql(
+    table: &Table,
+    shared: usize,
+    per_row: usize,
+    rows: usize,
+    upsert: bool,
+) -> String {
+    let mut sql = format!(
+        "INSERT INTO {} ({}) VALUES ",
+        table.name,
+        table.column_list()
+    );
+    let mut p = shared;
+    for r in 0..rows {
+        if r > 0 {
+            sql.push_str(", ");
+        }
+        sql.push('(');
+        for (i, (_, slot)) in table.columns.iter().enumerate() {
+            if i > 0 {
+                sql.push_str(", ");
+            }
+            sql.push('$');
+            match slot {
+                Slot::Shared(j) => sql.push_str(&(j + 1).to_string()),
+                Slot::Row(_) => {
+                    p += 1;
+                    sql.push_str(&p.to_string());
+                }
+            }
+        }
+        sql.push(')');
+    }
+    debug_assert_eq!(p, shared + per_row * rows);
+    if upsert {
+        if let Some(c) = table.on_conflict {
+            sql.push_str(" ON CONFLICT ");
+            sql.push_str(c);
+        }
+    }
+    sql
+}
+
+async fn sqlite_insert<'a, T>(
+    t: &mut Transaction<'static, Sqlite>,
+    table: &Table,
+    shared: &[Val<'a>],
+    rows: &'a [T],
+    mode: Mode,
+    fill: impl Fn(&'a T, &mut Vec<Val<'a>>),
+) -> Result<()> {
+    let per_row = table.row_types().len().max(1);
+    let per_stmt = ((SQLITE_MAX_PARAMS - shared.len()) / per_row).clamp(1, SQLITE_MAX_ROWS);
+    let upsert = mode == Mode::Upsert;
+    let mut sql = String::new();
+    let mut sql_rows = 0;
+    let mut vals: Vec<Val<'a>> = Vec::with_capacity(per_row);
+    for chunk in rows.chunks(per_stmt) {
+        if sql_rows != chunk.len() {
+            sql = sqlite_insert_sql(table, shared.len(), per_row, chunk.len(), upsert);
+            sql_rows = chunk.len();
+        }
+        let mut q = sqlx::query(&sql);
+        for v in shared {
+            q = bind_sqlite(q, *v);
+        }
+        for row in chunk {
+            vals.clear();
+            fill(row, &mut vals);
+            debug_assert_eq!(
+                vals.len(),
+                per_row,
+                "row supplied the wrong number of values"
+            );
+            for v in vals.drain(..) {
+                q = bind_sqlite(q, v);
+            }
+        }
+        q.execute(&mut **t).await?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn copy_text_escapes_specials_and_drops_nul() {
+        let mut buf = Vec::new();
+        copy_value(&mut buf, &Val::Text(Some("a\tb\\c\nd\re\0f")));
+        buf.push(b'|');
+        copy_value(&mut buf, &Val::Text(None));
+        buf.push(b'|');
+        copy_value(&mut buf, &Val::Int(Some(-42)));
+        buf.push(b'|');
+        copy_value(&mut buf, &Val::Bool(true));
+        assert_eq!(
+            String::from_utf8_lossy(&buf),
+            "a\\tb\\\\c\\nd\\ref|\\N|-42|t"
+        );
+    }
+
+    #[test]
+    fn sqlite_sql_numbers_shared_then_row_parameters() {
+        const T: Table = Table {
+            name: "m",
+            columns: &[
+                ("database", Slot::Shared(0)),
+                ("g", Slot::Row(Ty::Text)),
+                ("u", Slot::Row(Ty::Text)),
+                ("run", Slot::Shared(1)),
+            ],
+            on_conflict: Some("(database, g, u) DO NOTHING"),
+        };
+        assert_eq!(
+            sqlite_insert_sql(&T, 2, 2, 2, true),
+            "INSERT INTO m (database, g, u, run) VALUES ($1, $3, $4, $2), ($1, $5, $6, $2) \
+             ON CONFLICT (database, g, u) DO NOTHING"
+        );
+        assert_eq!(
+            sqlite_keys_sql("DELETE FROM m WHERE ", 1, &["g", "u"], 2),
+            "DELETE FROM m WHERE (g, u) IN (VALUES ($2, $3), ($4, $5))"
+        );
+    }
+}
