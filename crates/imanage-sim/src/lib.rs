@@ -1,1 +1,461 @@
-//! imanage-sim
+//! A simulator of the iManage Work REST API (`idgraph sim`).
+//!
+//! It serves the API of `shared/seeds/imanage-work-api-summary.txt` over axum, with its OAuth2
+//! token endpoint, on top of a synthetic firm ([`firm::generate`]) whose ground truth
+//! ([`firm::Truth`]) says which accounts are the same person. Faults, latency, drift (users
+//! added and removed while a crawl pages) and bulk mutations are switched on through
+//! [`SimHandle`] or the `/_sim/` control API. `docs/SIMULATOR.md` is the HTTP contract.
+//!
+//! The simulator deliberately shares no code with the `imanage` client crate, so that a
+//! misreading of the API summary in one cannot hide in the other.
+//!
+//! ```no_run
+//! # async fn run() -> std::io::Result<()> {
+//! use imanage_sim::{Sim, SimConfig};
+//! let running = Sim::new(SimConfig::default()).spawn("127.0.0.1:0").await?;
+//! println!("{}", running.base_url());
+//! # Ok(()) }
+//! ```
+
+mod api;
+mod auth;
+mod control;
+pub mod firm;
+mod names;
+mod rng;
+mod world;
+
+pub use world::{Change, MutationReport};
+
+use axum::routing::{delete, get, post};
+use axum::Router;
+use firm::{Firm, FirmSpec, SimDatabase, Truth};
+use rng::Rng;
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, HashSet};
+use std::net::SocketAddr;
+use std::str::FromStr;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::time::Duration;
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+/// Errors at the crate boundary.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A `--client` value that is not `ID:SECRET:SCOPES`.
+    #[error("invalid client spec {0:?}: expected ID:SECRET:SCOPES (scopes space-separated)")]
+    InvalidClientSpec(String),
+    #[error("I/O error: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("JSON error: {0}")]
+    Json(#[from] serde_json::Error),
+}
+
+/// A registered OAuth2 client: what `--client ID:SECRET:SCOPES` gives.
+#[derive(Clone, PartialEq, Eq)]
+pub struct ClientSpec {
+    pub id: String,
+    pub secret: String,
+    pub scopes: Vec<String>,
+}
+
+impl std::fmt::Debug for ClientSpec {
+    // The secret stays out of logs and panics.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClientSpec")
+            .field("id", &self.id)
+            .field("secret", &"<redacted>")
+            .field("scopes", &self.scopes)
+            .finish()
+    }
+}
+
+impl Default for ClientSpec {
+    /// `idgraph:idgraph-secret:admin user`, the default client of `idgraph sim`.
+    fn default() -> Self {
+        Self {
+            id: "idgraph".into(),
+            secret: "idgraph-secret".into(),
+            scopes: vec!["admin".into(), "user".into()],
+        }
+    }
+}
+
+impl FromStr for ClientSpec {
+    type Err = Error;
+
+    /// Parses `ID:SECRET:SCOPES`; the secret may contain `:` (the id ends at the first colon,
+    /// the scopes start after the last), scopes are separated by spaces or commas.
+    fn from_str(s: &str) -> Result<Self, Error> {
+        let invalid = || Error::InvalidClientSpec(s.split(':').next().unwrap_or("").to_string());
+        let (id, rest) = s.split_once(':').ok_or_else(invalid)?;
+        let (secret, scopes) = rest.rsplit_once(':').ok_or_else(invalid)?;
+        let scopes: Vec<String> = scopes
+            .split(|c: char| c.is_whitespace() || c == ',')
+            .filter(|x| !x.is_empty())
+            .map(str::to_string)
+            .collect();
+        if id.is_empty() || secret.is_empty() || scopes.is_empty() {
+            return Err(invalid());
+        }
+        Ok(Self {
+            id: id.to_string(),
+            secret: secret.to_string(),
+            scopes,
+        })
+    }
+}
+
+/// Everything `idgraph sim` configures.
+#[derive(Debug, Clone)]
+pub struct SimConfig {
+    pub firm: FirmSpec,
+    pub clients: Vec<ClientSpec>,
+    /// Added to every API call.
+    pub latency_ms: u64,
+    /// Probability that an API call fails with 429, 502, 503 or 504.
+    pub fault_rate: f64,
+    /// Lifetime of access tokens.
+    pub token_ttl_s: u64,
+}
+
+impl Default for SimConfig {
+    fn default() -> Self {
+        Self {
+            firm: FirmSpec::default(),
+            clients: vec![ClientSpec::default()],
+            latency_ms: 0,
+            fault_rate: 0.0,
+            token_ttl_s: 3600,
+        }
+    }
+}
+
+/// What the simulator has served so far.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SimStats {
+    /// API calls received (whatever their outcome), by kind: `users_list`, `user_get`,
+    /// `user_create`, `user_update`, `user_delete`, `groups_list`, `group_get`,
+    /// `members_list`, `member_add`, `member_remove`, and `authorize` for the test login.
+    pub calls: BTreeMap<String, u64>,
+    /// Faults injected, by kind: `429_retry_after`, `429`, `502`, `503`, `504`.
+    pub faults: BTreeMap<String, u64>,
+    /// Calls refused with 503 because their database was set down.
+    pub database_down: u64,
+    /// Calls refused with 401.
+    pub unauthorized: u64,
+    /// Calls refused with 403.
+    pub forbidden: u64,
+    /// Token endpoint requests, by `grant_type` (failed ones included).
+    pub token_requests: BTreeMap<String, u64>,
+    /// Access tokens issued, by every grant.
+    pub tokens_issued: u64,
+    /// Users added and removed by drift.
+    pub drift_added: u64,
+    pub drift_removed: u64,
+}
+
+impl SimStats {
+    /// API calls of every kind (the test login excluded).
+    pub fn total_calls(&self) -> u64 {
+        self.calls
+            .iter()
+            .filter(|(k, _)| k.as_str() != "authorize")
+            .map(|(_, v)| v)
+            .sum()
+    }
+
+    /// Faults of every kind.
+    pub fn total_faults(&self) -> u64 {
+        self.faults.values().sum()
+    }
+
+    fn count_call(&mut self, kind: &str) {
+        *self.calls.entry(kind.to_string()).or_insert(0) += 1;
+    }
+
+    fn count_fault(&mut self, kind: &str) {
+        *self.faults.entry(kind.to_string()).or_insert(0) += 1;
+    }
+}
+
+struct Faults {
+    rate: f64,
+    latency_ms: u64,
+    rng: Rng,
+}
+
+/// State shared by the handlers and every [`SimHandle`].
+pub(crate) struct Shared {
+    world: RwLock<world::World>,
+    tokens: Mutex<auth::TokenStore>,
+    clients: Vec<ClientSpec>,
+    token_ttl: Duration,
+    faults: Mutex<Faults>,
+    drift: AtomicU32,
+    down: RwLock<HashSet<String>>,
+    stats: Mutex<SimStats>,
+}
+
+// A panic while a lock is held (a bug) must not take every later request down with it: the state
+// is still consistent enough for a simulator, so the poison is ignored.
+pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+pub(crate) fn read<T>(l: &RwLock<T>) -> RwLockReadGuard<'_, T> {
+    l.read().unwrap_or_else(PoisonError::into_inner)
+}
+pub(crate) fn write<T>(l: &RwLock<T>) -> RwLockWriteGuard<'_, T> {
+    l.write().unwrap_or_else(PoisonError::into_inner)
+}
+
+fn sane_rate(rate: f64) -> f64 {
+    if rate.is_finite() {
+        rate.clamp(0.0, 1.0)
+    } else {
+        0.0
+    }
+}
+
+/// The simulator, before it serves.
+pub struct Sim {
+    shared: Arc<Shared>,
+}
+
+impl std::fmt::Debug for Sim {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Sim").finish_non_exhaustive()
+    }
+}
+
+impl Sim {
+    /// Generates the firm of `config.firm` and prepares to serve it.
+    pub fn new(config: SimConfig) -> Sim {
+        let firm = firm::generate(&config.firm);
+        Self::from_firm(config, firm)
+    }
+
+    /// Serves a firm built elsewhere (tests build databases of exact sizes this way).
+    /// `config.firm.seed` still seeds faults, drift and new ids.
+    pub fn from_firm(config: SimConfig, firm: Firm) -> Sim {
+        let seed = config.firm.seed;
+        let shared = Shared {
+            world: RwLock::new(world::World::new(firm, seed)),
+            tokens: Mutex::new(auth::TokenStore::default()),
+            clients: config.clients,
+            token_ttl: Duration::from_secs(config.token_ttl_s),
+            faults: Mutex::new(Faults {
+                rate: sane_rate(config.fault_rate),
+                latency_ms: config.latency_ms,
+                rng: Rng::stream(seed, 0xFA17),
+            }),
+            drift: AtomicU32::new(0),
+            down: RwLock::new(HashSet::new()),
+            stats: Mutex::new(SimStats::default()),
+        };
+        Sim {
+            shared: Arc::new(shared),
+        }
+    }
+
+    /// A handle to inspect and steer the simulator while it serves.
+    pub fn handle(&self) -> SimHandle {
+        SimHandle {
+            shared: self.shared.clone(),
+        }
+    }
+
+    /// The whole HTTP app: the API, the OAuth2 endpoints and `/_sim/`. Pure: no socket, so tests
+    /// can drive it with `tower::ServiceExt::oneshot`.
+    pub fn router(&self) -> Router {
+        let customer = "/api/v1/customers/{customer_id}";
+        let api = Router::new()
+            .route(
+                &format!("{customer}/users"),
+                get(api::list_users).post(api::create_user),
+            )
+            .route(
+                &format!("{customer}/users/{{user_id}}"),
+                get(api::get_user)
+                    .patch(api::update_user)
+                    .delete(api::delete_user),
+            )
+            .route(&format!("{customer}/groups"), get(api::list_groups))
+            .route(
+                &format!("{customer}/groups/{{group_id}}"),
+                get(api::get_group),
+            )
+            .route(
+                &format!("{customer}/groups/{{group_id}}/members"),
+                get(api::list_members).post(api::add_member),
+            )
+            .route(
+                &format!("{customer}/groups/{{group_id}}/members/{{user_id}}"),
+                delete(api::remove_member),
+            )
+            .route_layer(axum::middleware::from_fn_with_state(
+                self.shared.clone(),
+                api::gate,
+            ));
+        let oauth = Router::new()
+            .route("/auth/oauth2/token", post(auth::token))
+            .route("/auth/oauth2/authorize", get(auth::authorize));
+        Router::new()
+            .merge(api)
+            .merge(oauth)
+            .merge(control::router())
+            .method_not_allowed_fallback(api::method_not_allowed)
+            .fallback(api::not_found)
+            .with_state(self.shared.clone())
+    }
+
+    /// Serves on a bound listener until the process ends.
+    pub async fn serve(self, listener: TcpListener) -> std::io::Result<()> {
+        axum::serve(listener, self.router()).await
+    }
+
+    /// Binds `addr` (port 0 picks a free port) and serves in a background task.
+    pub async fn spawn(self, addr: &str) -> std::io::Result<RunningSim> {
+        let listener = TcpListener::bind(addr).await?;
+        let addr = listener.local_addr()?;
+        let handle = self.handle();
+        let router = self.router();
+        let (tx, rx) = oneshot::channel::<()>();
+        let task = tokio::spawn(async move {
+            axum::serve(listener, router)
+                .with_graceful_shutdown(async {
+                    // Either an explicit shutdown or the RunningSim being dropped.
+                    let _ = rx.await;
+                })
+                .await
+        });
+        tracing::info!(%addr, "iManage simulator listening");
+        Ok(RunningSim {
+            addr,
+            handle,
+            shutdown: Some(tx),
+            task: Some(task),
+        })
+    }
+}
+
+/// A simulator serving in a background task. Dropping it stops the server.
+pub struct RunningSim {
+    pub addr: SocketAddr,
+    pub handle: SimHandle,
+    shutdown: Option<oneshot::Sender<()>>,
+    task: Option<JoinHandle<std::io::Result<()>>>,
+}
+
+impl std::fmt::Debug for RunningSim {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RunningSim")
+            .field("addr", &self.addr)
+            .finish_non_exhaustive()
+    }
+}
+
+impl RunningSim {
+    /// `http://127.0.0.1:PORT`: the `IMANAGE_BASE_URL` of this simulator.
+    pub fn base_url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// Stops accepting connections, lets requests in flight finish, and waits for the server.
+    pub async fn shutdown(mut self) -> std::io::Result<()> {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        match self.task.take() {
+            Some(task) => task.await.unwrap_or_else(|e| Err(std::io::Error::other(e))),
+            None => Ok(()),
+        }
+    }
+}
+
+impl Drop for RunningSim {
+    fn drop(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+    }
+}
+
+/// Inspects and steers a simulator, from tests (in-process) or through `/_sim/` (over HTTP).
+#[derive(Clone)]
+pub struct SimHandle {
+    pub(crate) shared: Arc<Shared>,
+}
+
+impl std::fmt::Debug for SimHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SimHandle").finish_non_exhaustive()
+    }
+}
+
+impl SimHandle {
+    /// The ground truth as it stands now: accounts removed since generation (by drift, mutations
+    /// or API deletes) are gone; accounts added by drift and mutations are in; accounts created
+    /// through the API are not (the simulator cannot know whose they are).
+    pub fn truth(&self) -> Truth {
+        read(&self.shared.world).current_truth()
+    }
+
+    /// A copy of every database as it is now, for exact comparisons.
+    pub fn snapshot(&self) -> Vec<SimDatabase> {
+        read(&self.shared.world).snapshot()
+    }
+
+    /// Sets the probability of a fault per API call (clamped to 0..=1) and the latency added to
+    /// every API call.
+    pub fn set_faults(&self, fault_rate: f64, latency_ms: u64) {
+        let mut f = lock(&self.shared.faults);
+        f.rate = sane_rate(fault_rate);
+        f.latency_ms = latency_ms;
+    }
+
+    /// The current fault rate and latency.
+    pub fn faults(&self) -> (f64, u64) {
+        let f = lock(&self.shared.faults);
+        (f.rate, f.latency_ms)
+    }
+
+    /// From now on, each users-list call first adds or removes `events_per_page` users of its
+    /// database at random positions (0 stops drift). The database stays within 5% (at least 5
+    /// users) of its starting size; the sequence is deterministic given the seed and the order
+    /// of calls.
+    pub fn set_drift(&self, events_per_page: u32) {
+        self.shared.drift.store(events_per_page, Ordering::Relaxed);
+    }
+
+    /// Changes about `fraction` of all users (field changes, deactivations, reactivations, a
+    /// few additions and removals) and about `fraction` of all memberships (half added, half
+    /// removed), deterministically for a seed and a state, and reports each change.
+    pub fn mutate(&self, fraction: f64, seed: u64) -> MutationReport {
+        write(&self.shared.world).mutate(fraction, seed)
+    }
+
+    /// Invalidates every access token at once; returns how many there were. Refresh tokens
+    /// stay valid.
+    pub fn revoke_tokens(&self) -> usize {
+        lock(&self.shared.tokens).revoke_access()
+    }
+
+    /// What has been served so far.
+    pub fn stats(&self) -> SimStats {
+        lock(&self.shared.stats).clone()
+    }
+
+    /// While `down`, every API call to that database fails with 503.
+    pub fn set_database_down(&self, customer_id: &str, down: bool) {
+        let mut set = write(&self.shared.down);
+        if down {
+            set.insert(customer_id.to_string());
+        } else {
+            set.remove(customer_id);
+        }
+    }
+}
