@@ -156,6 +156,19 @@ impl Truth {
     pub fn people(&self) -> usize {
         self.accounts.values().collect::<HashSet<_>>().len()
     }
+
+    /// Writes the truth as pretty JSON (the `--truth FILE` of `idgraph sim`).
+    pub fn write_json(&self, path: &std::path::Path) -> Result<(), crate::Error> {
+        let bytes = serde_json::to_vec_pretty(self)?;
+        std::fs::write(path, bytes)?;
+        Ok(())
+    }
+
+    /// Reads a truth file written by [`Truth::write_json`].
+    pub fn read_json(path: &std::path::Path) -> Result<Self, crate::Error> {
+        let bytes = std::fs::read(path)?;
+        Ok(serde_json::from_slice(&bytes)?)
+    }
 }
 
 /// A generated firm: its databases and the truth about them.

@@ -23,7 +23,7 @@ mod control;
 pub mod firm;
 mod names;
 mod rng;
-mod world;
+pub mod world;
 
 pub use world::{Change, MutationReport};
 

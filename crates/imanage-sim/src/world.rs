@@ -1,5 +1,6 @@
 //! The simulator's mutable state: the databases, their indexes, the truth, and the changes
-//! (API writes, drift, mutations) applied to them.
+//! (API writes, drift, mutations) applied to them. Public here: the [`Change`]s that
+//! [`crate::SimHandle::mutate`] reports.
 //!
 //! Everything here is synchronous; the HTTP layer takes the lock, calls in, and releases the lock
 //! before it awaits anything.
