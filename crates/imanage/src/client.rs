@@ -1,0 +1,781 @@
+//! The client: one HTTP exchange at a time under the shared cap, retries, token renewal on 401,
+//! and the calls of the API summary on top.
+
+use crate::auth::{Auth, Bearer, PendingAuthorization};
+use crate::config::ClientConfig;
+use crate::error::{short, Error, Result};
+use crate::models::{decode_one, AddOutcome, Group, Member, NewUser, Removal, User, UserPatch};
+use crate::pagination::{pages, Page};
+use crate::retry::{backoff, parse_retry_after, RetryCause};
+use crate::stats::{ClientStats, Stats};
+use futures::{Stream, StreamExt};
+use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
+use reqwest::header::{HeaderValue, ACCEPT, AUTHORIZATION, CONTENT_TYPE, RETRY_AFTER};
+use reqwest::{Method, StatusCode};
+use serde_json::Value;
+use std::num::NonZeroU32;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+use tokio::sync::Semaphore;
+use tracing::{debug, instrument, warn, Span};
+use url::Url;
+
+/// An iManage Work REST client. Cheap to clone: clones share the token, the concurrency cap,
+/// the rate limit and the counters, so one client serves every database of a harvest.
+#[derive(Clone)]
+pub struct Client {
+    pub(crate) inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for Client {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Client")
+            .field("base_url", &self.inner.config.base_url.as_str())
+            .field("client_id", &self.inner.config.client_id)
+            .finish_non_exhaustive()
+    }
+}
+
+pub(crate) struct Inner {
+    pub(crate) config: ClientConfig,
+    http: reqwest::Client,
+    auth: Auth,
+    permits: Semaphore,
+    limiter: Option<DefaultDirectRateLimiter>,
+    stats: Arc<Stats>,
+}
+
+/// One API request, ready to be sent as often as needed.
+pub(crate) struct Call {
+    customer: String,
+    method: Method,
+    url: Url,
+    body: Option<Vec<u8>>,
+}
+
+/// A complete answer.
+pub(crate) struct Reply {
+    status: StatusCode,
+    retry_after: Option<Duration>,
+    pub(crate) body: Vec<u8>,
+}
+
+/// A failed attempt that may be retried.
+pub(crate) struct Failure {
+    cause: RetryCause,
+    /// The server may have processed the request (502, 504, timeout, a connection lost after
+    /// sending): a write must be checked before it is repeated.
+    outcome_unknown: bool,
+    retry_after: Option<Duration>,
+    error: Error,
+}
+
+/// What [`Client::exchange`] ended with.
+pub(crate) enum Sent {
+    /// An answer that is not retried (success, or an error status such as 403, 404, 409).
+    Reply(Reply),
+    /// Only with [`OnUnknown::Report`]: the outcome is unknown and the caller must check.
+    Unknown(Failure),
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum OnUnknown {
+    /// Reads and idempotent writes: retry.
+    Retry,
+    /// Writes that must not be repeated blindly: hand the failure to the caller.
+    Report,
+}
+
+/// The attempts of one logical request, across write checks.
+#[derive(Default)]
+pub(crate) struct Attempts {
+    /// HTTP attempts made.
+    pub(crate) attempts: u32,
+    retries: u32,
+    waited: Duration,
+    /// An earlier attempt's outcome was unknown.
+    unknown: bool,
+}
+
+/// Rejects ids that would change the path (`.` and `..` segments are dropped by URL rules).
+fn check_segment(what: &str, value: &str) -> Result<()> {
+    if value.is_empty() || value == "." || value == ".." {
+        return Err(Error::InvalidInput(format!(
+            "{what} must not be empty, \".\" or \"..\""
+        )));
+    }
+    Ok(())
+}
+
+/// The `(code, message)` of an error body: the API's `{"error": {"code", "message"}}`, an
+/// OAuth2-style `{"error", "error_description"}`, or a bare `{"message"}`.
+fn error_details(status: StatusCode, body: &[u8]) -> (Option<String>, String) {
+    let reason = || status.canonical_reason().unwrap_or("error").to_string();
+    let Ok(Value::Object(map)) = serde_json::from_slice::<Value>(body) else {
+        return (None, reason());
+    };
+    let text = |v: Option<&Value>| v.and_then(Value::as_str).map(short);
+    match map.get("error") {
+        Some(Value::Object(e)) => (
+            text(e.get("code")),
+            text(e.get("message")).unwrap_or_else(reason),
+        ),
+        Some(Value::String(code)) => (
+            Some(short(code)),
+            text(map.get("error_description")).unwrap_or_else(reason),
+        ),
+        _ => (
+            text(map.get("code")),
+            text(map.get("message")).unwrap_or_else(reason),
+        ),
+    }
+}
+
+/// The error an unsuccessful answer stands for.
+fn status_error(reply: &Reply, attempts: u32) -> Error {
+    let (code, message) = error_details(reply.status, &reply.body);
+    match reply.status.as_u16() {
+        401 => Error::Auth { message },
+        403 => Error::Forbidden { message },
+        404 => Error::NotFound { message },
+        409 => Error::Conflict { message },
+        429 => Error::RateLimited { attempts },
+        status => Error::Upstream {
+            status,
+            code,
+            message,
+        },
+    }
+}
+
+/// The reply if it is a success, else its error.
+fn success(reply: Reply, attempts: u32) -> Result<Reply> {
+    if reply.status.is_success() {
+        Ok(reply)
+    } else {
+        Err(status_error(&reply, attempts))
+    }
+}
+
+/// The `Authorization` header for `bearer`, marked sensitive so no Debug print shows it.
+fn auth_header(bearer: &Bearer) -> Result<HeaderValue> {
+    let mut value = HeaderValue::from_str(&bearer.header_value()).map_err(|_| Error::Auth {
+        message: "the access token is not a valid header value".into(),
+    })?;
+    value.set_sensitive(true);
+    Ok(value)
+}
+
+/// A reqwest error as text: it and its causes, without the URL.
+fn transport_message(err: reqwest::Error) -> String {
+    let err = err.without_url();
+    let mut message = err.to_string();
+    let mut source = std::error::Error::source(&err);
+    while let Some(cause) = source {
+        message.push_str(": ");
+        message.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    short(&message)
+}
+
+impl Client {
+    /// Checks `config` and builds the client. No request is made until the first call.
+    pub fn new(config: ClientConfig) -> Result<Self> {
+        config.validate()?;
+        let http = reqwest::Client::builder()
+            // A redirect from the API or the token endpoint is not followed: it could carry
+            // credentials somewhere the configuration did not name.
+            .redirect(reqwest::redirect::Policy::none())
+            .connect_timeout(config.connect_timeout)
+            .user_agent(concat!("idgraph-imanage/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|e| Error::Config(format!("cannot build the HTTP client: {e}")))?;
+        let stats = Arc::new(Stats::default());
+        let auth = Auth::new(&config, http.clone(), stats.clone())?;
+        let limiter = config
+            .rate_limit_per_s
+            .and_then(NonZeroU32::new)
+            .map(|n| RateLimiter::direct(Quota::per_second(n)));
+        Ok(Self {
+            inner: Arc::new(Inner {
+                permits: Semaphore::new(config.max_concurrency),
+                config,
+                http,
+                auth,
+                limiter,
+                stats,
+            }),
+        })
+    }
+
+    /// The configuration the client was built with.
+    pub fn config(&self) -> &ClientConfig {
+        &self.inner.config
+    }
+
+    /// Counters of calls, retries and token renewals so far.
+    pub fn stats(&self) -> ClientStats {
+        self.inner.stats.snapshot()
+    }
+
+    /// Starts an authorization-code sign-in (PKCE S256, a random `state`): send the user's
+    /// browser to the returned [`PendingAuthorization::url`]. `scopes` empty asks for none (the
+    /// registration decides).
+    pub fn begin_authorization(
+        &self,
+        redirect_url: &Url,
+        scopes: &[String],
+    ) -> Result<PendingAuthorization> {
+        self.inner.auth.begin_authorization(redirect_url, scopes)
+    }
+
+    /// Finishes a sign-in with the `code` and `state` the authorize endpoint redirected with.
+    /// From then on this client (and its clones) calls the API as the signed-in user and renews
+    /// with the refresh token; a refused refresh ends the session with [`Error::Auth`].
+    pub async fn complete_authorization(
+        &self,
+        pending: PendingAuthorization,
+        code: &str,
+        state: &str,
+    ) -> Result<()> {
+        self.inner
+            .auth
+            .complete_authorization(pending, code, state)
+            .await
+    }
+
+    /// Builds a request to `api/v1/customers/{customer}/{segments...}?{query}`.
+    pub(crate) fn call(
+        &self,
+        customer: &str,
+        method: Method,
+        segments: &[&str],
+        query: &[(&str, &str)],
+        body: Option<Vec<u8>>,
+    ) -> Result<Call> {
+        check_segment("customer_id", customer)?;
+        for s in segments {
+            check_segment("an id", s)?;
+        }
+        let mut url = self.inner.config.base_url.clone();
+        url.path_segments_mut()
+            .map_err(|()| Error::Config("base_url cannot be a base".into()))?
+            .pop_if_empty()
+            .extend(["api", "v1", "customers", customer])
+            .extend(segments);
+        if !query.is_empty() {
+            url.query_pairs_mut().extend_pairs(query);
+        }
+        Ok(Call {
+            customer: customer.to_string(),
+            method,
+            url,
+            body,
+        })
+    }
+
+    /// Sends `call` until it gets an answer worth returning: retries 429/502/503/504, timeouts
+    /// and connection errors with backoff, and renews the token once on a 401.
+    pub(crate) async fn exchange(
+        &self,
+        call: &Call,
+        st: &mut Attempts,
+        on_unknown: OnUnknown,
+    ) -> Result<Sent> {
+        let mut renewed = false;
+        loop {
+            let bearer = self.inner.auth.bearer().await?;
+            if let Some(limiter) = &self.inner.limiter {
+                limiter.until_ready().await;
+            }
+            st.attempts += 1;
+            let failure = match self.attempt(call, auth_header(&bearer)?, st.attempts).await {
+                Ok(reply) if reply.status == StatusCode::UNAUTHORIZED => {
+                    if renewed {
+                        return Err(Error::Auth {
+                            message: "the API refused a freshly issued token".into(),
+                        });
+                    }
+                    renewed = true;
+                    self.inner
+                        .stats
+                        .retry(&call.customer, RetryCause::Unauthorized);
+                    self.inner.auth.renew_after_unauthorized(&bearer).await?;
+                    continue;
+                }
+                Ok(reply) => match RetryCause::from_status(reply.status.as_u16()) {
+                    None => return Ok(Sent::Reply(reply)),
+                    Some(cause) => Failure {
+                        cause,
+                        outcome_unknown: cause.outcome_unknown(),
+                        retry_after: reply.retry_after,
+                        error: status_error(&reply, st.attempts),
+                    },
+                },
+                Err(failure) => failure,
+            };
+            renewed = false;
+            if failure.outcome_unknown && on_unknown == OnUnknown::Report {
+                return Ok(Sent::Unknown(failure));
+            }
+            self.pause(&call.customer, st, failure).await?;
+        }
+    }
+
+    /// Waits before the next attempt, or returns the final error when the retry policy is
+    /// spent. The concurrency permit is not held while waiting.
+    pub(crate) async fn pause(
+        &self,
+        customer: &str,
+        st: &mut Attempts,
+        failure: Failure,
+    ) -> Result<()> {
+        let policy = &self.inner.config.retry;
+        let give_up = |failure: Failure| match failure.error {
+            Error::RateLimited { .. } => Error::RateLimited {
+                attempts: st.attempts,
+            },
+            other => other,
+        };
+        if st.retries >= policy.max_retries {
+            return Err(give_up(failure));
+        }
+        let delay = backoff(policy, st.retries, failure.retry_after);
+        if st.waited + delay > policy.budget {
+            return Err(give_up(failure));
+        }
+        st.retries += 1;
+        st.waited += delay;
+        self.inner.stats.retry(customer, failure.cause);
+        warn!(
+            customer_id = customer,
+            cause = failure.cause.as_str(),
+            retry = st.retries,
+            delay_ms = u64::try_from(delay.as_millis()).unwrap_or(u64::MAX),
+            error = %failure.error,
+            "API call failed; retrying"
+        );
+        tokio::time::sleep(delay).await;
+        Ok(())
+    }
+
+    /// One HTTP exchange under the concurrency cap.
+    #[instrument(
+        name = "imanage_request",
+        level = "debug",
+        skip_all,
+        fields(
+            customer_id = %call.customer,
+            method = %call.method,
+            path = %call.url.path(),
+            attempt = attempt,
+            status = tracing::field::Empty,
+            duration_ms = tracing::field::Empty,
+        )
+    )]
+    async fn attempt(
+        &self,
+        call: &Call,
+        auth: HeaderValue,
+        attempt: u32,
+    ) -> std::result::Result<Reply, Failure> {
+        let mut request = self
+            .inner
+            .http
+            .request(call.method.clone(), call.url.clone())
+            .header(AUTHORIZATION, auth)
+            .header(ACCEPT, "application/json");
+        if let Some(body) = &call.body {
+            request = request
+                .header(CONTENT_TYPE, "application/json")
+                .body(body.clone());
+        }
+        // Held for the exchange only, never during a backoff or a token renewal.
+        let permit = self.inner.permits.acquire().await;
+        let _in_flight = self.inner.stats.in_flight();
+        self.inner.stats.call(&call.customer);
+        let started = Instant::now();
+        let exchange = async {
+            let response = request.send().await?;
+            let status = response.status();
+            let retry_after = response
+                .headers()
+                .get(RETRY_AFTER)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| parse_retry_after(v, SystemTime::now()));
+            let body = response.bytes().await?;
+            Ok::<_, reqwest::Error>(Reply {
+                status,
+                retry_after,
+                body: body.to_vec(),
+            })
+        };
+        let result = tokio::time::timeout(self.inner.config.request_timeout, exchange).await;
+        drop(permit);
+        let span = Span::current();
+        span.record(
+            "duration_ms",
+            u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
+        );
+        match result {
+            Ok(Ok(reply)) => {
+                span.record("status", reply.status.as_u16());
+                debug!("answered");
+                Ok(reply)
+            }
+            Ok(Err(e)) => {
+                // A connection that never opened never carried the request.
+                let sent = !e.is_connect();
+                let timeout = e.is_timeout();
+                let cause = if timeout {
+                    RetryCause::Timeout
+                } else {
+                    RetryCause::Connection
+                };
+                let message = transport_message(e);
+                debug!(error = %message, "no answer");
+                Err(Failure {
+                    cause,
+                    outcome_unknown: sent,
+                    retry_after: None,
+                    error: Error::Transport { message, timeout },
+                })
+            }
+            Err(_) => {
+                debug!("timed out");
+                Err(Failure {
+                    cause: RetryCause::Timeout,
+                    outcome_unknown: true,
+                    retry_after: None,
+                    error: Error::Transport {
+                        message: format!(
+                            "no complete answer within {:?}",
+                            self.inner.config.request_timeout
+                        ),
+                        timeout: true,
+                    },
+                })
+            }
+        }
+    }
+
+    /// A read: retried freely, then the answer if it is a success.
+    pub(crate) async fn read(&self, call: &Call, st: &mut Attempts) -> Result<Reply> {
+        match self.exchange(call, st, OnUnknown::Retry).await? {
+            Sent::Reply(reply) => success(reply, st.attempts),
+            // `Retry` never reports; kept total rather than unreachable.
+            Sent::Unknown(failure) => Err(failure.error),
+        }
+    }
+
+    /// `GET users/{user_id}`.
+    #[instrument(level = "debug", skip(self), fields(customer_id = %customer_id))]
+    pub async fn get_user(&self, customer_id: &str, user_id: &str) -> Result<User> {
+        let call = self.call(customer_id, Method::GET, &["users", user_id], &[], None)?;
+        let reply = self.read(&call, &mut Attempts::default()).await?;
+        decode_one(&reply.body)
+    }
+
+    /// Every user of the database, a page at a time.
+    pub fn list_users(
+        &self,
+        customer_id: &str,
+    ) -> impl Stream<Item = Result<Page<User>>> + Send + 'static {
+        pages(self.clone(), customer_id, &["users"], Vec::new())
+    }
+
+    /// Every group of the database, a page at a time.
+    pub fn list_groups(
+        &self,
+        customer_id: &str,
+    ) -> impl Stream<Item = Result<Page<Group>>> + Send + 'static {
+        pages(self.clone(), customer_id, &["groups"], Vec::new())
+    }
+
+    /// The members of one group, a page at a time.
+    pub fn list_group_members(
+        &self,
+        customer_id: &str,
+        group_id: &str,
+    ) -> impl Stream<Item = Result<Page<Member>>> + Send + 'static {
+        pages(
+            self.clone(),
+            customer_id,
+            &["groups", group_id, "members"],
+            Vec::new(),
+        )
+    }
+
+    /// `GET users?login_name=`: the users of the database with that login, compared without
+    /// regard to case (as iManage does). Usually none or one.
+    #[instrument(level = "debug", skip(self), fields(customer_id = %customer_id))]
+    pub async fn find_users_by_login(&self, customer_id: &str, login: &str) -> Result<Vec<User>> {
+        let wanted = login.trim().to_lowercase();
+        let mut stream = std::pin::pin!(pages::<User>(
+            self.clone(),
+            customer_id,
+            &["users"],
+            vec![("login_name".to_string(), login.to_string())],
+        ));
+        let mut found = Vec::new();
+        while let Some(page) = stream.next().await {
+            // Filtered again here: a server that ignored the filter must not make every
+            // user look like a match.
+            found.extend(page?.items.into_iter().filter(|u| {
+                u.login_name
+                    .as_deref()
+                    .is_some_and(|l| l.trim().to_lowercase() == wanted)
+            }));
+        }
+        Ok(found)
+    }
+
+    /// `POST users`. An answer lost on the way back (502, 504, timeout, a dropped connection) is
+    /// checked with a login lookup before the create is repeated: the user is returned if it is
+    /// there with the details sent, [`Error::Conflict`] if another account holds the login.
+    #[instrument(level = "info", skip(self, user), fields(customer_id = %customer_id, login = %user.login_name))]
+    pub async fn create_user(&self, customer_id: &str, user: &NewUser) -> Result<User> {
+        let body = serde_json::to_vec(user)
+            .map_err(|e| Error::InvalidInput(format!("cannot serialize the user: {e}")))?;
+        let call = self.call(customer_id, Method::POST, &["users"], &[], Some(body))?;
+        let mut st = Attempts::default();
+        loop {
+            match self.exchange(&call, &mut st, OnUnknown::Report).await? {
+                Sent::Reply(reply) if reply.status == StatusCode::CONFLICT && st.unknown => {
+                    // Our earlier attempt may have landed after the check looked.
+                    return match self.find_created(customer_id, user).await? {
+                        Some(found) => Ok(found),
+                        None => Err(status_error(&reply, st.attempts)),
+                    };
+                }
+                Sent::Reply(reply) => {
+                    let reply = success(reply, st.attempts)?;
+                    if reply.body.iter().all(u8::is_ascii_whitespace) {
+                        // A 201 without a body: the lookup finds the new id.
+                        return self.find_created(customer_id, user).await?.ok_or_else(|| {
+                            Error::Upstream {
+                                status: 201,
+                                code: None,
+                                message: "created, but the new user cannot be found".into(),
+                            }
+                        });
+                    }
+                    return decode_one(&reply.body);
+                }
+                Sent::Unknown(failure) => {
+                    st.unknown = true;
+                    let waited = self.pause(customer_id, &mut st, failure).await;
+                    if let Some(found) = self.find_created(customer_id, user).await? {
+                        return Ok(found);
+                    }
+                    waited?;
+                }
+            }
+        }
+    }
+
+    /// The user a create of `user` made, if the database has it.
+    async fn find_created(&self, customer_id: &str, user: &NewUser) -> Result<Option<User>> {
+        self.inner.stats.write_check(customer_id);
+        let found = self
+            .find_users_by_login(customer_id, &user.login_name)
+            .await?;
+        match found.into_iter().next() {
+            None => Ok(None),
+            Some(u) if user.matches(&u) => Ok(Some(u)),
+            Some(_) => Err(Error::Conflict {
+                message: "another account holds this login".into(),
+            }),
+        }
+    }
+
+    /// `PATCH users/{user_id}` with the fields set in `patch` only. Setting fields is
+    /// idempotent, so it is retried like a read.
+    #[instrument(level = "info", skip(self, patch), fields(customer_id = %customer_id))]
+    pub async fn update_user(
+        &self,
+        customer_id: &str,
+        user_id: &str,
+        patch: &UserPatch,
+    ) -> Result<User> {
+        let body = serde_json::to_vec(patch)
+            .map_err(|e| Error::InvalidInput(format!("cannot serialize the patch: {e}")))?;
+        let call = self.call(
+            customer_id,
+            Method::PATCH,
+            &["users", user_id],
+            &[],
+            Some(body),
+        )?;
+        let reply = self.read(&call, &mut Attempts::default()).await?;
+        if reply.body.iter().all(u8::is_ascii_whitespace) {
+            // A 204 (or an empty 200): fetch the result.
+            return self.get_user(customer_id, user_id).await;
+        }
+        decode_one(&reply.body)
+    }
+
+    /// `DELETE users/{user_id}`: permanent (prefer `update_user` with `active(false)`). A lost
+    /// answer is checked with a GET before the delete is repeated.
+    #[instrument(level = "info", skip(self), fields(customer_id = %customer_id))]
+    pub async fn delete_user(&self, customer_id: &str, user_id: &str) -> Result<Removal> {
+        let call = self.call(customer_id, Method::DELETE, &["users", user_id], &[], None)?;
+        let mut st = Attempts::default();
+        loop {
+            match self.exchange(&call, &mut st, OnUnknown::Report).await? {
+                Sent::Reply(reply) if reply.status == StatusCode::NOT_FOUND && st.unknown => {
+                    return Ok(Removal::AlreadyAbsent)
+                }
+                Sent::Reply(reply) => {
+                    success(reply, st.attempts)?;
+                    return Ok(Removal::Removed);
+                }
+                Sent::Unknown(failure) => {
+                    st.unknown = true;
+                    let waited = self.pause(customer_id, &mut st, failure).await;
+                    self.inner.stats.write_check(customer_id);
+                    match self.get_user(customer_id, user_id).await {
+                        Err(Error::NotFound { .. }) => return Ok(Removal::AlreadyAbsent),
+                        Err(e) => return Err(e),
+                        Ok(_) => waited?,
+                    }
+                }
+            }
+        }
+    }
+
+    /// `POST groups/{group_id}/members`. 409 on the first attempt is
+    /// [`AddOutcome::AlreadyMember`]; a lost answer is checked in the member list before the add
+    /// is repeated.
+    #[instrument(level = "info", skip(self), fields(customer_id = %customer_id))]
+    pub async fn add_member(
+        &self,
+        customer_id: &str,
+        group_id: &str,
+        user_id: &str,
+    ) -> Result<AddOutcome> {
+        check_segment("user_id", user_id)?;
+        let body = serde_json::to_vec(&serde_json::json!({ "user_id": user_id }))
+            .map_err(|e| Error::InvalidInput(format!("cannot serialize the member: {e}")))?;
+        let call = self.call(
+            customer_id,
+            Method::POST,
+            &["groups", group_id, "members"],
+            &[],
+            Some(body),
+        )?;
+        let mut st = Attempts::default();
+        loop {
+            match self.exchange(&call, &mut st, OnUnknown::Report).await? {
+                Sent::Reply(reply) if reply.status == StatusCode::CONFLICT => {
+                    return Ok(if st.unknown {
+                        AddOutcome::Added
+                    } else {
+                        AddOutcome::AlreadyMember
+                    });
+                }
+                Sent::Reply(reply) => {
+                    success(reply, st.attempts)?;
+                    return Ok(AddOutcome::Added);
+                }
+                Sent::Unknown(failure) => {
+                    st.unknown = true;
+                    let waited = self.pause(customer_id, &mut st, failure).await;
+                    self.inner.stats.write_check(customer_id);
+                    if self.is_member(customer_id, group_id, user_id).await? {
+                        return Ok(AddOutcome::Added);
+                    }
+                    waited?;
+                }
+            }
+        }
+    }
+
+    /// True when the member list of the group has `user_id`.
+    async fn is_member(&self, customer_id: &str, group_id: &str, user_id: &str) -> Result<bool> {
+        let mut stream = std::pin::pin!(self.list_group_members(customer_id, group_id));
+        while let Some(page) = stream.next().await {
+            if page?.items.iter().any(|m| m.user_id == user_id) {
+                return Ok(true);
+            }
+        }
+        Ok(false)
+    }
+
+    /// `DELETE groups/{group_id}/members/{user_id}`. A lost answer is settled by repeating the
+    /// delete: a 404 then means the membership is gone ([`Removal::AlreadyAbsent`]).
+    #[instrument(level = "info", skip(self), fields(customer_id = %customer_id))]
+    pub async fn remove_member(
+        &self,
+        customer_id: &str,
+        group_id: &str,
+        user_id: &str,
+    ) -> Result<Removal> {
+        let call = self.call(
+            customer_id,
+            Method::DELETE,
+            &["groups", group_id, "members", user_id],
+            &[],
+            None,
+        )?;
+        let mut st = Attempts::default();
+        loop {
+            match self.exchange(&call, &mut st, OnUnknown::Report).await? {
+                Sent::Reply(reply) if reply.status == StatusCode::NOT_FOUND && st.unknown => {
+                    return Ok(Removal::AlreadyAbsent)
+                }
+                Sent::Reply(reply) => {
+                    success(reply, st.attempts)?;
+                    return Ok(Removal::Removed);
+                }
+                Sent::Unknown(failure) => {
+                    st.unknown = true;
+                    // The repeated delete is the check.
+                    self.inner.stats.write_check(customer_id);
+                    self.pause(customer_id, &mut st, failure).await?;
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn error_bodies_of_every_known_shape() {
+        let s = StatusCode::FORBIDDEN;
+        assert_eq!(
+            error_details(
+                s,
+                br#"{"error": {"code": "forbidden", "message": "needs admin"}}"#
+            ),
+            (Some("forbidden".into()), "needs admin".into())
+        );
+        assert_eq!(
+            error_details(
+                s,
+                br#"{"error": "invalid_grant", "error_description": "used"}"#
+            ),
+            (Some("invalid_grant".into()), "used".into())
+        );
+        assert_eq!(
+            error_details(s, br#"{"message": "nope"}"#),
+            (None, "nope".into())
+        );
+        assert_eq!(error_details(s, b"<html>"), (None, "Forbidden".into()));
+    }
+
+    #[test]
+    fn ids_that_would_change_the_path_are_refused() {
+        for bad in ["", ".", ".."] {
+            assert!(matches!(
+                check_segment("id", bad),
+                Err(Error::InvalidInput(_))
+            ));
+        }
+        assert!(check_segment("id", "a/b").is_ok(), "escaped, not refused");
+    }
+}
