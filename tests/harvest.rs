@@ -24,7 +24,10 @@ async fn harvest(sim: &imanage_sim::RunningSim, store: &Store, page_size: u32) -
             ..HarvestOptions::default()
         },
     );
-    harvester.run(&()).await.expect("the store accepts the harvest")
+    harvester
+        .run(&())
+        .await
+        .expect("the store accepts the harvest")
 }
 
 /// One change, in a form both the simulator's report and the store's change log reduce to.
@@ -194,10 +197,16 @@ async fn big_firm_with_faults_and_drift(backend: Backend) {
     assert_store_matches_sim(&ts.store, &sim.handle).await;
 
     let mutation = sim.handle.mutate(0.01, 99);
-    assert!(mutation.changes.len() > 1000, "1% of 100,000 users is about 1,000 changes");
+    assert!(
+        mutation.changes.len() > 1000,
+        "1% of 100,000 users is about 1,000 changes"
+    );
     let started = Instant::now();
     let second = harvest(&sim, &ts.store, 1000).await;
-    assert!(second.all_complete(), "second harvest incomplete: {second:?}");
+    assert!(
+        second.all_complete(),
+        "second harvest incomplete: {second:?}"
+    );
     println!(
         "second harvest after 1% changed ({backend:?}): {:.1} s, {} changes",
         started.elapsed().as_secs_f64(),
@@ -207,8 +216,16 @@ async fn big_firm_with_faults_and_drift(backend: Backend) {
     let expected = expected_changes(&mutation.changes);
     let logged = logged_changes(&ts.store, second.run_id).await;
     if expected != logged {
-        let missing: Vec<_> = expected.iter().filter(|c| !logged.contains(c)).take(10).collect();
-        let extra: Vec<_> = logged.iter().filter(|c| !expected.contains(c)).take(10).collect();
+        let missing: Vec<_> = expected
+            .iter()
+            .filter(|c| !logged.contains(c))
+            .take(10)
+            .collect();
+        let extra: Vec<_> = logged
+            .iter()
+            .filter(|c| !expected.contains(c))
+            .take(10)
+            .collect();
         panic!(
             "change log differs from the simulator's changes ({} expected, {} logged)\nmissing: {missing:#?}\nextra: {extra:#?}",
             expected.len(),
@@ -263,7 +280,9 @@ async fn calls_equal_the_minimum_without_faults() {
             assert_eq!(db.stats.min_calls, minimum, "{}: minimum", db.database);
             assert_eq!(db.stats.api_calls, minimum, "{}: calls made", db.database);
             assert_eq!(db.stats.retries, 0);
-            assert!(db.summary_line().contains(&format!("{minimum} calls (minimum {minimum})")));
+            assert!(db
+                .summary_line()
+                .contains(&format!("{minimum} calls (minimum {minimum})")));
         }
     }
 }
@@ -296,7 +315,10 @@ async fn a_failing_database_keeps_its_last_complete_state() {
         assert_eq!(failed.len(), 1, "{backend:?}: {report:?}");
         assert_eq!(failed[0].database, down);
         let line = failed[0].summary_line();
-        assert!(line.contains("INCOMPLETE") && line.contains("503"), "{line}");
+        assert!(
+            line.contains("INCOMPLETE") && line.contains("503"),
+            "{line}"
+        );
         assert_eq!(
             ts.store.load_database(&down).await.unwrap(),
             before,

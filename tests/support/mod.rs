@@ -130,9 +130,10 @@ impl Drop for TestStore {
                 rt.block_on(async move {
                     use sqlx::Connection;
                     if let Ok(mut conn) = sqlx::PgConnection::connect(&admin).await {
-                        let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-                            .execute(&mut conn)
-                            .await;
+                        let _ =
+                            sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+                                .execute(&mut conn)
+                                .await;
                     }
                 });
             })
@@ -211,7 +212,11 @@ pub async fn assert_store_matches_sim(store: &Store, sim: &imanage_sim::SimHandl
             .iter()
             .map(|g| (g.group_id.as_str(), g.name.as_deref().unwrap_or("")))
             .collect();
-        assert_eq!(stored_groups, sim_groups, "{}: groups differ", db.customer_id);
+        assert_eq!(
+            stored_groups, sim_groups,
+            "{}: groups differ",
+            db.customer_id
+        );
         let sim_members: BTreeSet<(&str, &str)> = db
             .groups
             .values()

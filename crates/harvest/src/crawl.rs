@@ -16,17 +16,30 @@ use std::hash::Hash;
 /// Why a listing cannot be trusted as one consistent state.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Drift {
-    TotalChanged { from: u64, to: u64 },
+    TotalChanged {
+        from: u64,
+        to: u64,
+    },
     DuplicateId(String),
-    ShortPage { start_index: u64, got: usize, total: u64 },
-    CountMismatch { distinct: u64, total: u64 },
+    ShortPage {
+        start_index: u64,
+        got: usize,
+        total: u64,
+    },
+    CountMismatch {
+        distinct: u64,
+        total: u64,
+    },
 }
 
 impl std::fmt::Display for Drift {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Drift::TotalChanged { from, to } => {
-                write!(f, "total_results changed from {from} to {to} during the crawl")
+                write!(
+                    f,
+                    "total_results changed from {from} to {to} during the crawl"
+                )
             }
             Drift::DuplicateId(id) => write!(f, "id {id} was listed twice"),
             Drift::ShortPage {

@@ -331,7 +331,8 @@ impl<D: Directory + 'static> Harvester<D> {
             .try_collect()
             .await?;
 
-        let mut min = min_calls(users.items.len(), page_size) + min_calls(groups.items.len(), page_size);
+        let mut min =
+            min_calls(users.items.len(), page_size) + min_calls(groups.items.len(), page_size);
         let user_ids: HashSet<&str> = users.items.iter().map(|u| u.id.as_str()).collect();
         let mut memberships = Vec::new();
         let mut drift = None;

@@ -33,7 +33,14 @@ impl Progress for LogProgress {
         info!(database, "crawl started");
     }
 
-    fn page(&self, database: &str, kind: ListKind, records: usize, total: Option<u64>, attempts: u32) {
+    fn page(
+        &self,
+        database: &str,
+        kind: ListKind,
+        records: usize,
+        total: Option<u64>,
+        attempts: u32,
+    ) {
         debug!(database, ?kind, records, ?total, attempts, "page");
     }
 
@@ -97,7 +104,14 @@ impl Progress for TerminalProgress {
         self.with_bar(database, |bar, _| bar.set_message("starting"));
     }
 
-    fn page(&self, database: &str, kind: ListKind, records: usize, _total: Option<u64>, attempts: u32) {
+    fn page(
+        &self,
+        database: &str,
+        kind: ListKind,
+        records: usize,
+        _total: Option<u64>,
+        attempts: u32,
+    ) {
         self.with_bar(database, |bar, c| {
             c.pages += 1;
             c.records += records as u64;

@@ -36,7 +36,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 Command::Migrate => migrate(&config).await,
                 Command::Harvest(args) => harvest_once(&config, args).await,
                 Command::Serve(args) => serve(&config, args).await,
-                Command::Sim(_) | Command::Schema | Command::Demo(_) => unreachable!("handled above"),
+                Command::Sim(_) | Command::Schema | Command::Demo(_) => {
+                    unreachable!("handled above")
+                }
             }
         }
     }
@@ -168,7 +170,9 @@ async fn sim(args: SimArgs) -> anyhow::Result<ExitCode> {
         })
         .collect::<anyhow::Result<Vec<_>>>()?;
     if !(0.0..=1.0).contains(&args.fault_rate) {
-        return Err(bad_config(anyhow::anyhow!("--fault-rate must be between 0 and 1")));
+        return Err(bad_config(anyhow::anyhow!(
+            "--fault-rate must be between 0 and 1"
+        )));
     }
     let firm = imanage_sim::firm::FirmSpec {
         seed: args.seed,
@@ -241,7 +245,10 @@ async fn serve(config: &Config, args: ServeArgs) -> anyhow::Result<ExitCode> {
     let listener = tokio::net::TcpListener::bind(&args.listen)
         .await
         .with_context(|| format!("binding {}", args.listen))?;
-    println!("idgraph serving on http://{}/graphql", listener.local_addr()?);
+    println!(
+        "idgraph serving on http://{}/graphql",
+        listener.local_addr()?
+    );
     let harvest_task = harvester.map(|(client, databases)| {
         let options = HarvestOptions {
             databases,
@@ -307,17 +314,17 @@ async fn demo(args: DemoArgs) -> anyhow::Result<ExitCode> {
         token_ttl_s: 3600,
     });
     let truth = sim.handle().truth();
-    let running = sim.spawn("127.0.0.1:0").await.context("starting the simulator")?;
+    let running = sim
+        .spawn("127.0.0.1:0")
+        .await
+        .context("starting the simulator")?;
     let base_url = url::Url::parse(&format!("http://{}", running.addr))?;
     info!(%base_url, "simulator started");
 
     let dir = tempfile::tempdir().context("creating a directory for the demo store")?;
     let db_path = dir.path().join("idgraph-demo.db");
     let database_url = format!("sqlite://{}", db_path.display());
-    let config = Config::load(
-        None,
-        [("DATABASE_URL".to_string(), database_url.clone())],
-    )?;
+    let config = Config::load(None, [("DATABASE_URL".to_string(), database_url.clone())])?;
     let store = open_store(&database_url).await?;
     let client = Arc::new(client_from_parts(
         base_url,

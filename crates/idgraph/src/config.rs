@@ -193,7 +193,10 @@ impl Config {
         }
         if !(self.database_url.starts_with("sqlite:") || self.database_url.starts_with("postgres"))
         {
-            bail!("DATABASE_URL must be sqlite://PATH or postgres://..., not {:?}", redact_url(&self.database_url));
+            bail!(
+                "DATABASE_URL must be sqlite://PATH or postgres://..., not {:?}",
+                redact_url(&self.database_url)
+            );
         }
         Ok(())
     }
@@ -205,8 +208,9 @@ impl Config {
         }
         match &self.imanage.client_secret_file {
             Some(path) => {
-                let text = std::fs::read_to_string(path)
-                    .with_context(|| format!("reading the client secret file {}", path.display()))?;
+                let text = std::fs::read_to_string(path).with_context(|| {
+                    format!("reading the client secret file {}", path.display())
+                })?;
                 Ok(Some(SecretString::from(text.trim().to_string())))
             }
             None => Ok(None),
@@ -226,9 +230,11 @@ impl Config {
         self.api_keys
             .iter()
             .map(|k| {
-                k.expose_secret()
-                    .parse::<api::ApiKey>()
-                    .map_err(|_| anyhow::anyhow!("IDGRAPH_API_KEYS entries must be ROLE:SECRET with ROLE reader or admin"))
+                k.expose_secret().parse::<api::ApiKey>().map_err(|_| {
+                    anyhow::anyhow!(
+                        "IDGRAPH_API_KEYS entries must be ROLE:SECRET with ROLE reader or admin"
+                    )
+                })
             })
             .collect()
     }
@@ -244,11 +250,15 @@ impl Config {
 }
 
 /// Turns the environment into a nested tree of the keys above, leaving other variables out.
-fn env_tree(env: impl IntoIterator<Item = (String, String)>) -> BTreeMap<String, serde_json::Value> {
+fn env_tree(
+    env: impl IntoIterator<Item = (String, String)>,
+) -> BTreeMap<String, serde_json::Value> {
     let vars: HashMap<String, String> = env.into_iter().collect();
     let mut tree: BTreeMap<String, serde_json::Value> = BTreeMap::new();
     for (var, key) in ENV_KEYS {
-        let Some(value) = vars.get(*var) else { continue };
+        let Some(value) = vars.get(*var) else {
+            continue;
+        };
         if value.is_empty() {
             continue;
         }
@@ -402,8 +412,14 @@ mod tests {
             vec![vec!["acme.com".to_string(), "acme-law.com".to_string()]]
         );
         let printed = format!("{c:?}");
-        assert!(!printed.contains("s3cret"), "secret leaked into Debug: {printed}");
-        assert!(!printed.contains("a1\""), "API key leaked into Debug: {printed}");
+        assert!(
+            !printed.contains("s3cret"),
+            "secret leaked into Debug: {printed}"
+        );
+        assert!(
+            !printed.contains("a1\""),
+            "API key leaked into Debug: {printed}"
+        );
     }
 
     #[test]
@@ -453,9 +469,6 @@ mod tests {
 
     #[test]
     fn redacts_passwords() {
-        assert_eq!(
-            redact_url("postgres://u:pw@db/x"),
-            "postgres://u:***@db/x"
-        );
+        assert_eq!(redact_url("postgres://u:pw@db/x"), "postgres://u:***@db/x");
     }
 }
