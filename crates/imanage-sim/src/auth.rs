@@ -309,6 +309,11 @@ pub(crate) async fn token(
                 .map(|(_, v)| v.clone())
         })
         .unwrap_or_else(|| "none".to_string());
+    // Counted by grant; anything else in one bucket, so clients cannot grow the map at will.
+    let grant_type = match grant_type.as_str() {
+        "client_credentials" | "refresh_token" | "authorization_code" | "none" => grant_type,
+        _ => "other".to_string(),
+    };
     lock(&shared.stats)
         .token_requests
         .entry(grant_type)

@@ -638,13 +638,15 @@ fn assign_logins(people: &mut [Person]) -> BTreeMap<String, Vec<String>> {
     }
     for members in pairs.values() {
         // Two pairs can share initial and last name; split them into pairs again so that each
-        // login is shared by exactly the two people whose databases are disjoint.
+        // login is shared by exactly two people with disjoint databases and different first
+        // names.
         let mut rest: Vec<usize> = members.clone();
         while rest.len() >= 2 {
             let a = rest.remove(0);
-            let pos = rest
-                .iter()
-                .position(|&b| people[b].dbs.iter().all(|d| !people[a].dbs.contains(d)));
+            let pos = rest.iter().position(|&b| {
+                people[b].dbs.iter().all(|d| !people[a].dbs.contains(d))
+                    && names::slug(people[b].first) != names::slug(people[a].first)
+            });
             let Some(pos) = pos else {
                 people[a].shares_login = false;
                 continue;

@@ -584,3 +584,42 @@ async fn add_and_remove_members() {
         group.members
     );
 }
+
+#[tokio::test]
+async fn the_router_works_without_a_socket() {
+    use axum::body::Body;
+    use axum::http::Request;
+    use tower::ServiceExt;
+
+    let sim = imanage_sim::Sim::new(small_config());
+    let resp = sim
+        .router()
+        .oneshot(
+            Request::get("/api/v1/customers/acme-london/users")
+                .body(Body::empty())
+                .expect("request"),
+        )
+        .await
+        .expect("infallible");
+    assert_eq!(resp.status().as_u16(), 401);
+    let bytes = axum::body::to_bytes(resp.into_body(), 1 << 20)
+        .await
+        .expect("body");
+    let body: Value = serde_json::from_slice(&bytes).expect("json");
+    assert_error(&body, "unauthorized");
+
+    let resp = sim
+        .router()
+        .oneshot(
+            Request::post("/auth/oauth2/token")
+                .header("content-type", "application/x-www-form-urlencoded")
+                .body(Body::from(
+                    "grant_type=client_credentials&client_id=idgraph&client_secret=idgraph-secret",
+                ))
+                .expect("request"),
+        )
+        .await
+        .expect("infallible");
+    assert_eq!(resp.status().as_u16(), 200);
+    assert_eq!(sim.handle().stats().tokens_issued, 1);
+}
