@@ -388,7 +388,12 @@ impl Store {
         }
         counts.accounts_added = count(plan.fresh.len() + plan.readded.len());
         counts.accounts_removed = count(plan.removed.len());
-        let fresh: Vec<AccountWrite<'_>> = plan.fresh.iter().map(AccountWrite::new).collect();
+        // Rows in key order land at the right end of the primary-key b-tree, which makes a
+        // large first load several times faster than the crawl's order would; lists that
+        // arrive sorted (the API pages by id) cost one pass to check.
+        let mut fresh = plan.fresh.clone();
+        fresh.sort_unstable_by(|a, b| a.row.user_id.cmp(&b.row.user_id));
+        let fresh: Vec<AccountWrite<'_>> = fresh.iter().map(AccountWrite::new).collect();
         tx.write_rows(
             &tables::ACCOUNTS,
             &shared,
@@ -477,10 +482,12 @@ impl Store {
         diff::membership_changes(&plan, &mut changes);
         counts.memberships_added = count(plan.fresh.len() + plan.readded.len());
         counts.memberships_removed = count(plan.removed.len());
+        let mut fresh = plan.fresh.clone();
+        fresh.sort_unstable_by(|a, b| (&a.group_id, &a.user_id).cmp(&(&b.group_id, &b.user_id)));
         tx.write_rows(
             &tables::MEMBERSHIPS,
             &shared,
-            &plan.fresh,
+            &fresh,
             Mode::Fresh,
             fill_membership,
         )

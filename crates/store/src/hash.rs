@@ -187,7 +187,8 @@ mod tests {
     #[test]
     fn every_field_changes_the_hash() {
         let base = account(&acc());
-        let edits: Vec<Box<dyn Fn(&mut Account)>> = vec![
+        type Edit = Box<dyn Fn(&mut Account)>;
+        let edits: Vec<Edit> = vec![
             Box::new(|a| a.login_name = None),
             Box::new(|a| a.email = Some("k@x.test".into())),
             Box::new(|a| a.first_name = Some("J".into())),

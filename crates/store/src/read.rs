@@ -386,9 +386,10 @@ pub(crate) async fn fetch_by_keys<T: Selectable>(
             }
         }
         Tx::Sqlite(t, _) => {
+            // Anonymous parameters: SQLite binds numbered ones in quadratic time.
+            let head = head.replace("$1", "?");
             for chunk in ids.chunks(2_000) {
-                let params: Vec<String> = (0..chunk.len()).map(|i| format!("${}", i + 2)).collect();
-                let sql = format!("{head}{key} IN ({})", params.join(", "));
+                let sql = format!("{head}{key} IN ({})", vec!["?"; chunk.len()].join(", "));
                 let mut q = sqlx::query_as::<_, T>(&sql).bind(db);
                 for id in chunk {
                     q = q.bind(id);

@@ -241,17 +241,18 @@ impl Tx {
                 }
             }
             Tx::Sqlite(t, _) => {
-                let per_stmt = ((SQLITE_MAX_PARAMS - params.len()) / n).min(SQLITE_MAX_ROWS);
+                let (head, order) = anonymize(&head);
+                let per_stmt = ((SQLITE_MAX_PARAMS - order.len()) / n).clamp(1, SQLITE_MAX_ROWS);
                 let mut sql = String::new();
                 let mut sql_rows = 0;
                 for chunk in keys.chunks(per_stmt) {
                     if sql_rows != chunk.len() {
-                        sql = sqlite_keys_sql(&head, params.len(), key_cols, chunk.len());
+                        sql = sqlite_keys_sql(&head, key_cols, chunk.len());
                         sql_rows = chunk.len();
                     }
                     let mut q = sqlx::query(&sql);
-                    for p in params {
-                        q = bind_sqlite(q, *p);
+                    for &i in &order {
+                        q = bind_sqlite(q, params.get(i).copied().unwrap_or(Val::Text(None)));
                     }
                     for k in chunk {
                         for v in k {
@@ -266,27 +267,41 @@ impl Tx {
     }
 }
 
-fn sqlite_keys_sql(head: &str, first: usize, key_cols: &[&str], rows: usize) -> String {
-    let n = key_cols.len();
+fn sqlite_keys_sql(head: &str, key_cols: &[&str], rows: usize) -> String {
+    let tuple = format!("({})", vec!["?"; key_cols.len()].join(", "));
     let mut sql = format!("{head}({}) IN (VALUES ", key_cols.join(", "));
-    let mut p = first;
     for r in 0..rows {
         if r > 0 {
             sql.push_str(", ");
         }
-        sql.push('(');
-        for c in 0..n {
-            if c > 0 {
-                sql.push_str(", ");
-            }
-            p += 1;
-            sql.push('$');
-            sql.push_str(&p.to_string());
-        }
-        sql.push(')');
+        sql.push_str(&tuple);
     }
     sql.push(')');
     sql
+}
+
+/// Rewrites `$n` parameters as anonymous `?` and returns the parameter index each `?` takes,
+/// in order. SQLite looks named and numbered parameters up in a list, linearly, once per
+/// parameter when binding, which makes a statement with thousands of them quadratic; anonymous
+/// ones are not in that list.
+fn anonymize(sql: &str) -> (String, Vec<usize>) {
+    let mut out = String::with_capacity(sql.len());
+    let mut order = Vec::new();
+    let mut chars = sql.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c == '$' && chars.peek().is_some_and(char::is_ascii_digit) {
+            let mut n = 0usize;
+            while let Some(d) = chars.peek().and_then(|d| d.to_digit(10)) {
+                n = n * 10 + d as usize;
+                chars.next();
+            }
+            out.push('?');
+            order.push(n.saturating_sub(1));
+        } else {
+            out.push(c);
+        }
+    }
+    (out, order)
 }
 
 /// PostgreSQL's text type cannot hold NUL; drop it rather than fail a whole harvest over one
@@ -482,42 +497,21 @@ async fn pg_unnest_upsert<'a, T>(
     Ok(())
 }
 
-/// `INSERT INTO t (...) VALUES (...), (...) [ON CONFLICT ...]` with shared values as `$1..$s`
-/// and each row's values numbered after them.
-fn sqlite_insert_sql(
-    table: &Table,
-    shared: usize,
-    per_row: usize,
-    rows: usize,
-    upsert: bool,
-) -> String {
+/// `INSERT INTO t (...) VALUES (?, ...), (?, ...) [ON CONFLICT ...]`, all parameters
+/// anonymous (see [`anonymize`] for why); shared values are bound again for every row.
+fn sqlite_insert_sql(table: &Table, rows: usize, upsert: bool) -> String {
+    let tuple = format!("({})", vec!["?"; table.columns.len()].join(", "));
     let mut sql = format!(
         "INSERT INTO {} ({}) VALUES ",
         table.name,
         table.column_list()
     );
-    let mut p = shared;
     for r in 0..rows {
         if r > 0 {
             sql.push_str(", ");
         }
-        sql.push('(');
-        for (i, (_, slot)) in table.columns.iter().enumerate() {
-            if i > 0 {
-                sql.push_str(", ");
-            }
-            sql.push('$');
-            match slot {
-                Slot::Shared(j) => sql.push_str(&(j + 1).to_string()),
-                Slot::Row(_) => {
-                    p += 1;
-                    sql.push_str(&p.to_string());
-                }
-            }
-        }
-        sql.push(')');
+        sql.push_str(&tuple);
     }
-    debug_assert_eq!(p, shared + per_row * rows);
     if upsert {
         if let Some(c) = table.on_conflict {
             sql.push_str(" ON CONFLICT ");
@@ -535,21 +529,18 @@ async fn sqlite_insert<'a, T>(
     mode: Mode,
     fill: impl Fn(&'a T, &mut Vec<Val<'a>>),
 ) -> Result<()> {
-    let per_row = table.row_types().len().max(1);
-    let per_stmt = ((SQLITE_MAX_PARAMS - shared.len()) / per_row).clamp(1, SQLITE_MAX_ROWS);
+    let per_row = table.row_types().len();
+    let per_stmt = (SQLITE_MAX_PARAMS / table.columns.len().max(1)).clamp(1, SQLITE_MAX_ROWS);
     let upsert = mode == Mode::Upsert;
     let mut sql = String::new();
     let mut sql_rows = 0;
     let mut vals: Vec<Val<'a>> = Vec::with_capacity(per_row);
     for chunk in rows.chunks(per_stmt) {
         if sql_rows != chunk.len() {
-            sql = sqlite_insert_sql(table, shared.len(), per_row, chunk.len(), upsert);
+            sql = sqlite_insert_sql(table, chunk.len(), upsert);
             sql_rows = chunk.len();
         }
         let mut q = sqlx::query(&sql);
-        for v in shared {
-            q = bind_sqlite(q, *v);
-        }
         for row in chunk {
             vals.clear();
             fill(row, &mut vals);
@@ -558,8 +549,14 @@ async fn sqlite_insert<'a, T>(
                 per_row,
                 "row supplied the wrong number of values"
             );
-            for v in vals.drain(..) {
-                q = bind_sqlite(q, v);
+            let mut next = vals.iter();
+            for (_, slot) in table.columns {
+                let v = match slot {
+                    Slot::Shared(j) => shared.get(*j),
+                    Slot::Row(_) => next.next(),
+                };
+                // A missing value is a layout bug; NULL lets NOT NULL catch it.
+                q = bind_sqlite(q, v.copied().unwrap_or(Val::Text(None)));
             }
         }
         q.execute(&mut **t).await?;
@@ -588,7 +585,7 @@ mod tests {
     }
 
     #[test]
-    fn sqlite_sql_numbers_shared_then_row_parameters() {
+    fn sqlite_sql_uses_anonymous_parameters() {
         const T: Table = Table {
             name: "m",
             columns: &[
@@ -600,13 +597,20 @@ mod tests {
             on_conflict: Some("(database, g, u) DO NOTHING"),
         };
         assert_eq!(
-            sqlite_insert_sql(&T, 2, 2, 2, true),
-            "INSERT INTO m (database, g, u, run) VALUES ($1, $3, $4, $2), ($1, $5, $6, $2) \
+            sqlite_insert_sql(&T, 2, true),
+            "INSERT INTO m (database, g, u, run) VALUES (?, ?, ?, ?), (?, ?, ?, ?) \
              ON CONFLICT (database, g, u) DO NOTHING"
         );
         assert_eq!(
-            sqlite_keys_sql("DELETE FROM m WHERE ", 1, &["g", "u"], 2),
-            "DELETE FROM m WHERE (g, u) IN (VALUES ($2, $3), ($4, $5))"
+            sqlite_keys_sql("DELETE FROM m WHERE ", &["g", "u"], 2),
+            "DELETE FROM m WHERE (g, u) IN (VALUES (?, ?), (?, ?))"
+        );
+        assert_eq!(
+            anonymize("SET a = $2, b = $12 WHERE d = $1 AND "),
+            (
+                "SET a = ?, b = ? WHERE d = ? AND ".to_owned(),
+                vec![1, 11, 0]
+            )
         );
     }
 }
