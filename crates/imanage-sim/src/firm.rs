@@ -53,18 +53,29 @@ impl Default for FirmSpec {
 /// memberships live in [`SimGroup::members`]).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SimUser {
+    /// The user id in its database (`usr_...`); different for the same person in each database.
     pub id: String,
+    /// The login, in whatever form this database keeps it (`jdoe`, `ACME\\jdoe`, ...).
     pub login_name: String,
+    /// The email, if the account has one.
     pub email: Option<String>,
+    /// Given name, with or without diacritics.
     pub first_name: String,
+    /// Family name, with or without diacritics.
     pub last_name: String,
+    /// `First Last`, sometimes `Last, First`, sometimes none.
     pub display_name: Option<String>,
+    /// False when the account is deactivated.
     pub active: bool,
     /// `full` or `external`.
     pub user_type: String,
+    /// The customer id of the person's home database.
     pub default_database: Option<String>,
+    /// Office telephone number.
     pub phone: Option<String>,
+    /// Practice or business-services department.
     pub department: Option<String>,
+    /// Job title.
     pub title: Option<String>,
     /// ISO 8601, UTC (`2016-03-14T09:21:07Z`).
     pub created_date: String,
@@ -73,7 +84,9 @@ pub struct SimUser {
 /// One group in one database.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SimGroup {
+    /// The group id in its database (`grp_...`).
     pub id: String,
+    /// The group's name, unique in its database.
     pub name: String,
     /// User ids of the members.
     pub members: BTreeSet<String>,
@@ -82,8 +95,11 @@ pub struct SimGroup {
 /// One database (`customer_id`) with its users and groups, keyed by id.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SimDatabase {
+    /// The database's `customer_id` (`acme-london`).
     pub customer_id: String,
+    /// Users by id.
     pub users: BTreeMap<String, SimUser>,
+    /// Groups by id.
     pub groups: BTreeMap<String, SimGroup>,
 }
 
@@ -125,6 +141,7 @@ pub struct Mess {
 /// "PERSON_KEY", ...}, ...}` (the `--truth FILE` format of CONTRACTS.md, with more keys).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Truth {
+    /// Customer ids of every database, in order.
     pub databases: Vec<String>,
     /// `CUSTOMER_ID/USER_ID` -> person key, for every account the simulator made up itself.
     pub accounts: BTreeMap<String, String>,
@@ -174,7 +191,9 @@ impl Truth {
 /// A generated firm: its databases and the truth about them.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Firm {
+    /// The databases, in order.
     pub databases: Vec<SimDatabase>,
+    /// Who is who.
     pub truth: Truth,
 }
 

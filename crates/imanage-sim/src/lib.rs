@@ -17,6 +17,8 @@
 //! # Ok(()) }
 //! ```
 
+#![warn(missing_docs)]
+
 mod api;
 mod auth;
 mod control;
@@ -48,8 +50,10 @@ pub enum Error {
     /// A `--client` value that is not `ID:SECRET:SCOPES`.
     #[error("invalid client spec {0:?}: expected ID:SECRET:SCOPES (scopes space-separated)")]
     InvalidClientSpec(String),
+    /// Reading or writing a file failed.
     #[error("I/O error: {0}")]
     Io(#[from] std::io::Error),
+    /// A file was not the JSON expected.
     #[error("JSON error: {0}")]
     Json(#[from] serde_json::Error),
 }
@@ -57,8 +61,11 @@ pub enum Error {
 /// A registered OAuth2 client: what `--client ID:SECRET:SCOPES` gives.
 #[derive(Clone, PartialEq, Eq)]
 pub struct ClientSpec {
+    /// The `client_id`.
     pub id: String,
+    /// The `client_secret`; never printed by `Debug`.
     pub secret: String,
+    /// Scopes the client may be granted (`admin`, `user`).
     pub scopes: Vec<String>,
 }
 
@@ -112,7 +119,9 @@ impl FromStr for ClientSpec {
 /// Everything `idgraph sim` configures.
 #[derive(Debug, Clone)]
 pub struct SimConfig {
+    /// The firm to generate (by [`Sim::new`]); its seed also seeds faults and drift.
     pub firm: FirmSpec,
+    /// Registered OAuth2 clients.
     pub clients: Vec<ClientSpec>,
     /// Added to every API call.
     pub latency_ms: u64,
@@ -153,8 +162,9 @@ pub struct SimStats {
     pub token_requests: BTreeMap<String, u64>,
     /// Access tokens issued, by every grant.
     pub tokens_issued: u64,
-    /// Users added and removed by drift.
+    /// Users added by drift.
     pub drift_added: u64,
+    /// Users removed by drift.
     pub drift_removed: u64,
 }
 
@@ -344,7 +354,9 @@ impl Sim {
 
 /// A simulator serving in a background task. Dropping it stops the server.
 pub struct RunningSim {
+    /// The address it listens on (the real port when bound to port 0).
     pub addr: SocketAddr,
+    /// Steers the running simulator.
     pub handle: SimHandle,
     shutdown: Option<oneshot::Sender<()>>,
     task: Option<JoinHandle<std::io::Result<()>>>,

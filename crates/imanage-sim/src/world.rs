@@ -18,36 +18,65 @@ pub enum Change {
     /// A new account; `person` is its key in the truth (a new person or one who already had
     /// accounts in other databases).
     UserAdded {
+        /// The customer id.
         database: String,
+        /// The whole new user.
         user: Box<SimUser>,
+        /// Its person key in the truth.
         person: String,
     },
     /// An account deleted. Each of its memberships is reported as a `MemberRemoved` right after.
     UserRemoved {
+        /// The customer id.
         database: String,
+        /// The id the user had.
         user_id: String,
+        /// Its person key in the truth, if it had one.
         person: Option<String>,
     },
-    /// One field of an account changed (`title`, `department`, `email`, `display_name`, `phone`).
+    /// One field of an account changed.
     UserUpdated {
+        /// The customer id.
         database: String,
+        /// The user changed.
         user_id: String,
+        /// `title`, `department`, `email`, `display_name` or `phone`.
         field: String,
+        /// The value before.
         old: Option<String>,
+        /// The value after.
         new: Option<String>,
     },
     /// `active` went from true to false.
-    UserDeactivated { database: String, user_id: String },
-    /// `active` went from false to true.
-    UserReactivated { database: String, user_id: String },
-    MemberAdded {
+    UserDeactivated {
+        /// The customer id.
         database: String,
-        group_id: String,
+        /// The user deactivated.
         user_id: String,
     },
-    MemberRemoved {
+    /// `active` went from false to true.
+    UserReactivated {
+        /// The customer id.
         database: String,
+        /// The user reactivated.
+        user_id: String,
+    },
+    /// A user joined a group.
+    MemberAdded {
+        /// The customer id.
+        database: String,
+        /// The group joined.
         group_id: String,
+        /// The new member.
+        user_id: String,
+    },
+    /// A user left a group (or was deleted).
+    MemberRemoved {
+        /// The customer id.
+        database: String,
+        /// The group left.
+        group_id: String,
+        /// The former member.
         user_id: String,
     },
 }
@@ -55,8 +84,11 @@ pub enum Change {
 /// Everything one call of [`crate::SimHandle::mutate`] changed, in the order it was applied.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct MutationReport {
+    /// The fraction asked for (clamped to 0..=1).
     pub fraction: f64,
+    /// The seed the changes were drawn with.
     pub seed: u64,
+    /// Every change, in the order applied.
     pub changes: Vec<Change>,
 }
 
