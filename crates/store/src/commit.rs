@@ -323,6 +323,10 @@ impl Store {
     /// time a snapshot carries them). `snapshot.workspaces == None` leaves stored workspaces
     /// alone, and so does `workspace_entries == None` for entries. Rows repeated within the
     /// snapshot are stored once (the first wins).
+    ///
+    /// Every field and the raw object are compared. Two fields mirror memberships, which are
+    /// logged as `MEMBERSHIP_ADDED`/`MEMBERSHIP_REMOVED`: an account's `groups` and a group's
+    /// `member_count`. They are stored when they change but not logged a second time.
     #[tracing::instrument(skip(self, snapshot, stats), fields(database = %snapshot.database))]
     pub async fn commit_database(
         &self,

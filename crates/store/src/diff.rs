@@ -195,7 +195,8 @@ pub(crate) fn groups_json(groups: &[String]) -> String {
 }
 
 /// Field-level changes between a stored account and its new version: one row per changed field,
-/// activation as its own kind, and `raw` only when no known field explains the difference.
+/// activation as its own kind, and `raw` only when no known field explains the difference. The
+/// group list is not logged here (see below).
 pub(crate) fn account_changes(old: &Account, new: &Account, out: &mut Vec<NewChange>) -> bool {
     let start = out.len();
     let id = new.user_id.as_str();
@@ -235,19 +236,9 @@ pub(crate) fn account_changes(old: &Account, new: &Account, out: &mut Vec<NewCha
             Some(new.active.to_string()),
         ));
     }
-    // The group list is a set: the API may list the same groups in another order.
-    let mut og: Vec<&String> = old.groups.iter().collect();
-    let mut ng: Vec<&String> = new.groups.iter().collect();
-    og.sort_unstable();
-    ng.sort_unstable();
-    if og != ng {
-        out.push(NewChange::user(ChangeKind::AccountChanged, id).field(
-            "groups",
-            Some(groups_json(&old.groups)),
-            Some(groups_json(&new.groups)),
-        ));
-    }
-    if out.len() == start && old.raw != new.raw {
+    // `groups` (on the account and in its raw object) mirrors the memberships, whose changes
+    // are logged as MEMBERSHIP_ADDED/REMOVED: the row is rewritten, but not logged twice.
+    if out.len() == start && without_key(&old.raw, "groups") != without_key(&new.raw, "groups") {
         out.push(NewChange::user(ChangeKind::AccountChanged, id).field(
             "raw",
             Some(json_text(&old.raw)),
@@ -257,16 +248,15 @@ pub(crate) fn account_changes(old: &Account, new: &Account, out: &mut Vec<NewCha
     out.len() > start
 }
 
-/// The raw group object without its member count, which moves with every membership change that
-/// the membership rows already log.
-fn group_raw_sans_count(raw: &Value) -> Value {
+/// A raw object without one of its keys (a copy only when the key is there).
+fn without_key<'v>(raw: &'v Value, key: &str) -> std::borrow::Cow<'v, Value> {
     match raw {
-        Value::Object(map) => {
+        Value::Object(map) if map.contains_key(key) => {
             let mut m = map.clone();
-            m.remove("member_count");
-            Value::Object(m)
+            m.remove(key);
+            std::borrow::Cow::Owned(Value::Object(m))
         }
-        other => other.clone(),
+        other => std::borrow::Cow::Borrowed(other),
     }
 }
 
@@ -281,7 +271,10 @@ pub(crate) fn group_changes(old: &Group, new: &Group, out: &mut Vec<NewChange>) 
             new.name.clone(),
         ));
     }
-    if out.len() == start && group_raw_sans_count(&old.raw) != group_raw_sans_count(&new.raw) {
+    // The member count moves with every membership change, which the membership rows log.
+    if out.len() == start
+        && without_key(&old.raw, "member_count") != without_key(&new.raw, "member_count")
+    {
         out.push(NewChange::group(ChangeKind::GroupChanged, id).field(
             "raw",
             Some(json_text(&old.raw)),
@@ -579,13 +572,17 @@ mod tests {
     }
 
     #[test]
-    fn raw_only_differences_are_logged_as_raw_and_group_order_is_not_a_change() {
+    fn raw_only_differences_are_logged_as_raw_and_group_lists_are_not() {
         let mut old = account("a");
         old.groups = vec!["g1".into(), "g2".into()];
         let mut new = old.clone();
-        new.groups = vec!["g2".into(), "g1".into()];
+        new.groups = vec!["g2".into(), "g3".into()];
+        new.raw["groups"] = json!(["g2", "g3"]);
         let mut out = Vec::new();
-        assert!(!account_changes(&old, &new, &mut out));
+        assert!(
+            !account_changes(&old, &new, &mut out),
+            "group lists change with memberships, which are logged on their own"
+        );
         new.raw = json!({"id": "a", "custom": 1});
         assert!(account_changes(&old, &new, &mut out));
         assert_eq!(out.len(), 1);

@@ -1417,3 +1417,48 @@ async fn bulk_harvest_throughput(ctx: Ctx) {
         sorted(second)
     );
 }
+
+#[tokio::test]
+async fn sqlite_file_is_created_in_wal_mode() {
+    let dir = tempfile::tempdir().expect("dir");
+    let path = dir.path().join("new.db");
+    let url = format!("sqlite://{}", path.display());
+    let store = store::Store::connect(&url).await.expect("open");
+    store.migrate().await.expect("migrate");
+    assert!(path.exists(), "the file is created");
+    let run = store.start_run(&dbs(&["db1"])).await.expect("run");
+    store
+        .commit_database(run, &small("db1"), &stats(2))
+        .await
+        .expect("commit");
+    let mut c = sqlx::SqliteConnection::connect(&url)
+        .await
+        .expect("connect");
+    let mode: String = sqlx::query_scalar("PRAGMA journal_mode")
+        .fetch_one(&mut c)
+        .await
+        .expect("pragma");
+    assert_eq!(mode, "wal");
+    store.close().await;
+}
+
+#[tokio::test]
+async fn in_memory_sqlite_works_and_unknown_schemes_are_refused() {
+    let store = store::Store::connect("sqlite::memory:")
+        .await
+        .expect("open");
+    store.migrate().await.expect("migrate");
+    let run = store.start_run(&dbs(&["db1"])).await.expect("run");
+    store
+        .commit_database(run, &small("db1"), &stats(2))
+        .await
+        .expect("commit");
+    assert_eq!(
+        store.load_database("db1").await.expect("load"),
+        sorted(small("db1"))
+    );
+    assert!(matches!(
+        store::Store::connect("mysql://localhost/x").await,
+        Err(Error::UnsupportedUrl)
+    ));
+}
