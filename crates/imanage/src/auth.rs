@@ -318,17 +318,30 @@ impl Auth {
         }
     }
 
+    /// A newer, still fresh token than `seen`, if one was installed meanwhile. Never waits: while
+    /// a renewal is in progress, `seen` is as good as anything.
+    pub(crate) fn newer(&self, seen: &Bearer) -> Option<Bearer> {
+        let session = self.session.try_lock().ok()?;
+        let token = session.token.as_ref()?;
+        let fresh = token.renew_at.is_none_or(|at| Instant::now() < at);
+        (token.generation > seen.generation() && fresh).then(|| Bearer {
+            token: token.clone(),
+        })
+    }
+
     /// Called after a 401 answered to `seen`: renews the token unless that already happened.
-    pub(crate) async fn renew_after_unauthorized(&self, seen: &Bearer) -> Result<Bearer> {
+    /// The flag says whether this call did the renewal.
+    pub(crate) async fn renew_after_unauthorized(&self, seen: &Bearer) -> Result<(Bearer, bool)> {
         let mut session = self.session.lock().await;
         if let Some(token) = &session.token {
             if token.generation != seen.generation() {
-                return Ok(Bearer {
+                let current = Bearer {
                     token: token.clone(),
-                });
+                };
+                return Ok((current, false));
             }
         }
-        self.renew(&mut session).await
+        Ok((self.renew(&mut session).await?, true))
     }
 
     /// Gets a new token: by refresh token when one was issued, else by client credentials (for

@@ -283,25 +283,43 @@ impl Client {
         st: &mut Attempts,
         on_unknown: OnUnknown,
     ) -> Result<Sent> {
-        let mut renewed = false;
+        // The generation of the token this request renewed itself after a 401, while no other
+        // answer came in between: a 401 to that token means the API refuses this client, and
+        // another renewal would not help. A 401 to a token someone else renewed (a revocation
+        // can hit it too) earns this request its own renewal.
+        let mut own_renewal: Option<u64> = None;
+        let mut unauthorized = 0u32;
         loop {
-            let bearer = self.inner.auth.bearer().await?;
+            let mut bearer = self.inner.auth.bearer().await?;
             if let Some(limiter) = &self.inner.limiter {
                 limiter.until_ready().await;
             }
+            // Held for the exchange only: never during a backoff or a token renewal.
+            let permit = self.inner.permits.acquire().await;
+            // A renewal may have finished while this request queued for a permit; sending the
+            // old token would only earn a 401.
+            if let Some(newer) = self.inner.auth.newer(&bearer) {
+                bearer = newer;
+            }
             st.attempts += 1;
-            let failure = match self.attempt(call, auth_header(&bearer)?, st.attempts).await {
+            let result = self.attempt(call, auth_header(&bearer)?, st.attempts).await;
+            drop(permit);
+            let failure = match result {
                 Ok(reply) if reply.status == StatusCode::UNAUTHORIZED => {
-                    if renewed {
+                    unauthorized += 1;
+                    if own_renewal == Some(bearer.generation())
+                        || unauthorized > self.inner.config.retry.max_retries
+                    {
+                        let (_, message) = error_details(reply.status, &reply.body);
                         return Err(Error::Auth {
-                            message: "the API refused a freshly issued token".into(),
+                            message: format!("the API refused a freshly issued token: {message}"),
                         });
                     }
-                    renewed = true;
                     self.inner
                         .stats
                         .retry(&call.customer, RetryCause::Unauthorized);
-                    self.inner.auth.renew_after_unauthorized(&bearer).await?;
+                    let (renewed, mine) = self.inner.auth.renew_after_unauthorized(&bearer).await?;
+                    own_renewal = mine.then(|| renewed.generation());
                     continue;
                 }
                 Ok(reply) => match RetryCause::from_status(reply.status.as_u16()) {
@@ -315,7 +333,7 @@ impl Client {
                 },
                 Err(failure) => failure,
             };
-            renewed = false;
+            own_renewal = None;
             if failure.outcome_unknown && on_unknown == OnUnknown::Report {
                 return Ok(Sent::Unknown(failure));
             }
@@ -360,7 +378,7 @@ impl Client {
         Ok(())
     }
 
-    /// One HTTP exchange under the concurrency cap.
+    /// One HTTP exchange; the caller holds a concurrency permit.
     #[instrument(
         name = "imanage_request",
         level = "debug",
@@ -391,8 +409,6 @@ impl Client {
                 .header(CONTENT_TYPE, "application/json")
                 .body(body.clone());
         }
-        // Held for the exchange only, never during a backoff or a token renewal.
-        let permit = self.inner.permits.acquire().await;
         let _in_flight = self.inner.stats.in_flight();
         self.inner.stats.call(&call.customer);
         let started = Instant::now();
@@ -412,7 +428,6 @@ impl Client {
             })
         };
         let result = tokio::time::timeout(self.inner.config.request_timeout, exchange).await;
-        drop(permit);
         let span = Span::current();
         span.record(
             "duration_ms",
