@@ -69,8 +69,8 @@ pub fn user(db: &str, i: usize) -> SimUser {
         first_name: format!("First{i}"),
         last_name: format!("Last{i}"),
         display_name: Some(format!("First{i} Last{i}")),
-        active: i % 17 != 0,
-        user_type: if i % 11 == 0 { "external" } else { "full" }.into(),
+        active: i % 17 != 3,
+        user_type: if i % 11 == 5 { "external" } else { "full" }.into(),
         default_database: Some(db.into()),
         phone: None,
         department: Some("Litigation".into()),
@@ -262,6 +262,8 @@ pub enum Action {
     ReplaceAfterForward(Resp),
     /// Answer this without involving the upstream.
     Respond(Resp),
+    /// Never answer (the connection stays open until the client gives up).
+    Stall,
 }
 
 type Handler = dyn Fn(&Req) -> Action + Send + Sync;
@@ -408,6 +410,10 @@ async fn connection(
                 conn.write_all(&resp.bytes()).await?;
             }
             Action::Respond(resp) => conn.write_all(&resp.bytes()).await?,
+            Action::Stall => {
+                tokio::time::sleep(Duration::from_secs(60)).await;
+                return Ok(());
+            }
         }
     }
     Ok(())
