@@ -8,8 +8,8 @@
 //!
 //! Each step is `h = (h.rotate_left(5) ^ word) * K` with an odd `K`. For a fixed word the step is
 //! a bijection of `h`, so two inputs of the same layout that differ in a single word always hash
-//! differently; fields are length-prefixed so their boundaries cannot shift. JSON objects are
-//! hashed with their keys sorted, matching `serde_json::Value` equality, which ignores key order.
+//! differently; fields are length-prefixed so their boundaries cannot shift. JSON objects hash the
+//! same whatever their key order, matching `serde_json::Value` equality, which ignores it.
 
 use model::{Account, Group, Workspace};
 use serde_json::Value;
@@ -75,8 +75,17 @@ impl StableHasher {
             Value::Null => self.word(10),
             Value::Bool(b) => self.word(11 + u64::from(*b)),
             Value::Number(n) => {
-                self.word(13);
-                self.bytes(n.to_string().as_bytes());
+                // By representation, as `serde_json` compares them: 1 and 1.0 differ.
+                if let Some(i) = n.as_i64() {
+                    self.word(13);
+                    self.word(i as u64);
+                } else if let Some(u) = n.as_u64() {
+                    self.word(17);
+                    self.word(u);
+                } else {
+                    self.word(18);
+                    self.word(n.as_f64().map_or(0, f64::to_bits));
+                }
             }
             Value::String(s) => {
                 self.word(14);
@@ -90,14 +99,19 @@ impl StableHasher {
                 }
             }
             Value::Object(map) => {
+                // Key order must not matter. Rather than sorting the keys, each entry is hashed
+                // on its own and the results are added, which commutes; a change to any one
+                // entry changes its term and so the sum.
+                let mut sum = 0u64;
+                for (k, v) in map {
+                    let mut entry = StableHasher::new(16);
+                    entry.bytes(k.as_bytes());
+                    entry.json(v);
+                    sum = sum.wrapping_add(entry.finish() as u64);
+                }
                 self.word(16);
                 self.word(map.len() as u64);
-                let mut entries: Vec<(&String, &Value)> = map.iter().collect();
-                entries.sort_unstable_by(|a, b| a.0.cmp(b.0));
-                for (k, v) in entries {
-                    self.bytes(k.as_bytes());
-                    self.json(v);
-                }
+                self.word(sum);
             }
         }
     }
@@ -228,6 +242,6 @@ mod tests {
             raw: json!({"id": "g", "name": "Everyone", "member_count": 3}),
         };
         assert_eq!(group(&g), group(&g.clone()));
-        assert_eq!(group(&g), -1_508_376_005_008_983_708);
+        assert_eq!(group(&g), -1_082_407_738_250_595_306);
     }
 }

@@ -250,7 +250,8 @@ impl Tx {
                         sql = sqlite_keys_sql(&head, key_cols, chunk.len());
                         sql_rows = chunk.len();
                     }
-                    let mut q = sqlx::query(&sql);
+                    // Only full batches repeat; an odd-sized last one is not worth caching.
+                    let mut q = sqlx::query(&sql).persistent(chunk.len() == per_stmt);
                     for &i in &order {
                         q = bind_sqlite(q, params.get(i).copied().unwrap_or(Val::Text(None)));
                     }
@@ -540,7 +541,8 @@ async fn sqlite_insert<'a, T>(
             sql = sqlite_insert_sql(table, chunk.len(), upsert);
             sql_rows = chunk.len();
         }
-        let mut q = sqlx::query(&sql);
+        // Only full batches repeat; an odd-sized last one is not worth caching.
+        let mut q = sqlx::query(&sql).persistent(chunk.len() == per_stmt);
         for row in chunk {
             vals.clear();
             fill(row, &mut vals);
