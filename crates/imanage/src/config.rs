@@ -39,7 +39,9 @@ pub struct ClientConfig {
     /// `api/v1/customers/...` and the token endpoint at `auth/oauth2/token`; a path in the base
     /// (`https://host/imanage/`) is kept as a prefix.
     pub base_url: url::Url,
+    /// The OAuth2 client id registered in Control Center.
     pub client_id: String,
+    /// The OAuth2 client secret (never printed).
     pub client_secret: SecretString,
     /// Scopes to request. Empty (the default) sends no `scope` parameter, so the token carries
     /// what the application is registered for in Control Center: least privilege is decided
@@ -51,6 +53,7 @@ pub struct ClientConfig {
     pub max_concurrency: usize,
     /// An optional client-side cap on API calls per second (retries included).
     pub rate_limit_per_s: Option<u32>,
+    /// How failed calls are retried.
     pub retry: RetryPolicy,
     /// Limit for one HTTP exchange, response body included.
     pub request_timeout: Duration,

@@ -14,44 +14,75 @@ pub enum Error {
     /// The token endpoint refused the client (bad credentials, revoked refresh token, an invalid
     /// scope), or the API still answered 401 after a fresh token.
     #[error("authentication failed: {message}")]
-    Auth { message: String },
+    Auth {
+        /// What was refused, without credentials.
+        message: String,
+    },
 
     /// 403: the token lacks the scope the call needs (every write needs `admin`).
     #[error("forbidden: {message}")]
-    Forbidden { message: String },
+    Forbidden {
+        /// The server's explanation.
+        message: String,
+    },
 
     /// 404: an unknown customer, user or group.
     #[error("not found: {message}")]
-    NotFound { message: String },
+    NotFound {
+        /// The server's explanation.
+        message: String,
+    },
 
     /// 409: the write conflicts with the current state (a login that exists already, ...).
     #[error("conflict: {message}")]
-    Conflict { message: String },
+    Conflict {
+        /// The server's explanation.
+        message: String,
+    },
 
     /// 429 on every attempt the retry policy allowed.
     #[error("rate limited: gave up after {attempts} attempts")]
-    RateLimited { attempts: u32 },
+    RateLimited {
+        /// HTTP attempts made.
+        attempts: u32,
+    },
 
     /// Any other error status, or a retryable one (502, 503, 504) after the retries ran out.
     #[error("upstream error {status}{}: {message}", code.as_deref().map(|c| format!(" ({c})")).unwrap_or_default())]
     Upstream {
+        /// The HTTP status.
         status: u16,
+        /// The API's error code (`unavailable`, `internal`, ...), when it sent one.
         code: Option<String>,
+        /// The API's message, or the status's reason phrase.
         message: String,
     },
 
     /// A response that does not have the shape the API summary gives. `path` is the JSON path of
     /// the offending value (`data[3].active`); the message names the problem, not the value.
     #[error("cannot decode the response at {path}: {message}")]
-    Decode { path: String, message: String },
+    Decode {
+        /// Where in the JSON the problem is, e.g. `data[3].active`.
+        path: String,
+        /// What is wrong there.
+        message: String,
+    },
 
     /// The request did not complete: connection refused or reset, timeout, TLS.
     #[error("transport error: {message}")]
-    Transport { message: String, timeout: bool },
+    Transport {
+        /// What failed.
+        message: String,
+        /// True when no complete answer came in time.
+        timeout: bool,
+    },
 
     /// A list that never ends: more pages than its total (or the configured bound) allows.
     #[error("pagination did not converge: {message}")]
-    Pagination { message: String },
+    Pagination {
+        /// Which list, and how far it ran.
+        message: String,
+    },
 
     /// An argument the API cannot take (an empty id, or `.`/`..`, which would change the path).
     #[error("invalid input: {0}")]

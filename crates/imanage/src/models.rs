@@ -20,30 +20,35 @@ pub struct User {
     /// Unique within its database only: the same person has another id in every database.
     #[serde(deserialize_with = "lenient::string")]
     pub id: String,
+    /// The login, typically the email or a domain account; the best cross-database key.
     #[serde(
         default,
         deserialize_with = "lenient::opt_string",
         skip_serializing_if = "Option::is_none"
     )]
     pub login_name: Option<String>,
+    /// Email address.
     #[serde(
         default,
         deserialize_with = "lenient::opt_string",
         skip_serializing_if = "Option::is_none"
     )]
     pub email: Option<String>,
+    /// First name.
     #[serde(
         default,
         deserialize_with = "lenient::opt_string",
         skip_serializing_if = "Option::is_none"
     )]
     pub first_name: Option<String>,
+    /// Last name.
     #[serde(
         default,
         deserialize_with = "lenient::opt_string",
         skip_serializing_if = "Option::is_none"
     )]
     pub last_name: Option<String>,
+    /// Full display name, often first and last name.
     #[serde(
         default,
         deserialize_with = "lenient::opt_string",
@@ -71,24 +76,28 @@ pub struct User {
         skip_serializing_if = "Vec::is_empty"
     )]
     pub groups: Vec<String>,
+    /// The user's default database (library).
     #[serde(
         default,
         deserialize_with = "lenient::opt_string",
         skip_serializing_if = "Option::is_none"
     )]
     pub default_database: Option<String>,
+    /// Phone number.
     #[serde(
         default,
         deserialize_with = "lenient::opt_string",
         skip_serializing_if = "Option::is_none"
     )]
     pub phone: Option<String>,
+    /// Department.
     #[serde(
         default,
         deserialize_with = "lenient::opt_string",
         skip_serializing_if = "Option::is_none"
     )]
     pub department: Option<String>,
+    /// Job title.
     #[serde(
         default,
         deserialize_with = "lenient::opt_string",
@@ -143,8 +152,10 @@ impl User {
 /// A group object (`GET groups`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Group {
+    /// The group's id, unique within its database.
     #[serde(deserialize_with = "lenient::string")]
     pub id: String,
+    /// The group's name.
     #[serde(
         default,
         deserialize_with = "lenient::opt_string",
@@ -158,8 +169,10 @@ pub struct Group {
         skip_serializing_if = "Option::is_none"
     )]
     pub member_count: Option<i64>,
+    /// Fields this version of the client does not know.
     #[serde(flatten)]
     pub extra: Map<String, Value>,
+    /// The object exactly as received (`Null` when built by hand).
     #[serde(skip)]
     pub raw: Value,
 }
@@ -185,13 +198,18 @@ impl Group {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(try_from = "MemberWire")]
 pub struct Member {
+    /// The member's user id in the group's database.
     pub user_id: String,
+    /// The member's login, when the server includes it.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub login_name: Option<String>,
+    /// The member's email, when the server includes it.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub email: Option<String>,
+    /// Fields this version of the client does not know.
     #[serde(flatten)]
     pub extra: Map<String, Value>,
+    /// The object exactly as received (`Null` when built by hand).
     #[serde(skip)]
     pub raw: Value,
 }
@@ -283,25 +301,36 @@ fn expose_opt<S: Serializer>(secret: &Option<SecretString>, s: S) -> Result<S::O
 /// the optional ones on the struct.
 #[derive(Clone, Default, Serialize)]
 pub struct NewUser {
+    /// Required: the login.
     pub login_name: String,
+    /// Required: the email address.
     pub email: String,
+    /// Required: the first name.
     pub first_name: String,
+    /// Required: the last name.
     pub last_name: String,
+    /// Display name; the server may derive it.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub display_name: Option<String>,
     /// The server's default is `true`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub active: Option<bool>,
+    /// `full`, `external`, ...
     #[serde(skip_serializing_if = "Option::is_none")]
     pub user_type: Option<String>,
+    /// Group ids to put the new user in.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub groups: Option<Vec<String>>,
+    /// Default database (library).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub default_database: Option<String>,
+    /// Phone number.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub phone: Option<String>,
+    /// Department.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub department: Option<String>,
+    /// Job title.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub title: Option<String>,
     /// Write-only: required by the summary unless the deployment uses SSO. Never printed.
@@ -375,28 +404,40 @@ impl std::fmt::Debug for NewUser {
 /// `UserPatch::default().active(false).title("Senior Associate").clear_phone()`.
 #[derive(Clone, Default, Serialize)]
 pub struct UserPatch {
+    /// A new login.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub login_name: Option<String>,
+    /// A new email address.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub email: Option<String>,
+    /// A new first name.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub first_name: Option<String>,
+    /// A new last name.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub last_name: Option<String>,
+    /// A new display name, or `Some(None)` to clear it.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub display_name: Option<Option<String>>,
+    /// `false` deactivates the account without deleting it.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub active: Option<bool>,
+    /// A new user type.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub user_type: Option<String>,
+    /// Replaces the user's group list.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub groups: Option<Vec<String>>,
+    /// A new default database, or `Some(None)` to clear it.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub default_database: Option<Option<String>>,
+    /// A new phone number, or `Some(None)` to clear it.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub phone: Option<Option<String>>,
+    /// A new department, or `Some(None)` to clear it.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub department: Option<Option<String>>,
+    /// A new title, or `Some(None)` to clear it.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub title: Option<Option<String>>,
     /// Write-only. Never printed.

@@ -17,6 +17,7 @@ use reqwest::Method;
 pub struct Page<T> {
     /// The `start_index` this page was asked for.
     pub start_index: u64,
+    /// The records of this page, in the server's order.
     pub items: Vec<T>,
     /// The list's size as this page's answer gave it, when it did.
     pub total_results: Option<u64>,

@@ -8,11 +8,17 @@ use std::sync::{Mutex, PoisonError};
 /// Retries, by cause.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct RetryCounts {
+    /// 429 answers.
     pub rate_limited: u64,
+    /// 502 answers.
     pub bad_gateway: u64,
+    /// 503 answers.
     pub unavailable: u64,
+    /// 504 answers.
     pub gateway_timeout: u64,
+    /// Attempts without a complete answer in time.
     pub timeout: u64,
+    /// Connections refused, reset or closed early.
     pub connection: u64,
     /// Repeats after a 401 and a token renewal.
     pub unauthorized: u64,
@@ -49,6 +55,7 @@ impl RetryCounts {
 pub struct CallStats {
     /// HTTP attempts against the API (every retry is one more), token endpoint excluded.
     pub calls: u64,
+    /// Retries, by cause.
     pub retries: RetryCounts,
     /// Reads made to learn the outcome of a write whose answer was lost.
     pub write_checks: u64,
@@ -59,6 +66,7 @@ pub struct CallStats {
 pub struct ClientStats {
     /// All customers together.
     pub total: CallStats,
+    /// The same counters per customer (database).
     pub per_customer: BTreeMap<String, CallStats>,
     /// HTTP requests to the token endpoint (retries included).
     pub token_requests: u64,
