@@ -1,5 +1,5 @@
-//! The client: one HTTP exchange at a time under the shared cap, retries, token renewal on 401,
-//! and the calls of the API summary on top.
+//! The client: each HTTP exchange under the shared cap, retries with backoff, token renewal on a
+//! 401, and the calls of the API summary on top.
 
 use crate::auth::{Auth, Bearer, PendingAuthorization};
 use crate::config::ClientConfig;
