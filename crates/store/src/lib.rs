@@ -15,6 +15,8 @@
 //! keys on, a busy timeout) or `postgres://...`. Migrations for each backend live in the
 //! repository's `migrations/` folder and are embedded in the binary.
 
+#![warn(missing_docs)]
+
 mod audit;
 mod commit;
 mod diff;
@@ -41,7 +43,7 @@ use tokio::sync::Mutex;
 pub use error::{Error, Result};
 pub use types::*;
 
-use sql::Tx;
+use sql::{Open, Tx};
 
 static SQLITE_MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../../migrations/sqlite");
 static POSTGRES_MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../../migrations/postgres");
@@ -83,6 +85,8 @@ struct Inner {
     pool: Pool,
     /// A random id for this store instance, recorded on the runs it starts.
     owner: i32,
+    /// SQLite in memory: the database dies with its only connection, which must never close.
+    sqlite_memory: bool,
     /// Serializes this process's SQLite writers, which SQLite allows one at a time anyway;
     /// queueing here beats polling on `SQLITE_BUSY`.
     sqlite_writer: Arc<Mutex<()>>,
@@ -151,8 +155,9 @@ impl Store {
 
     /// Opens the store at `url` with the given pool options. Does not migrate.
     pub async fn connect_with(url: &str, options: &StoreOptions) -> Result<Store> {
+        let memory =
+            url.starts_with("sqlite:") && (url.contains(":memory:") || url.contains("mode=memory"));
         let pool = if url.starts_with("sqlite:") {
-            let memory = url.contains(":memory:") || url.contains("mode=memory");
             let mut opts = SqliteConnectOptions::from_str(url)
                 .map_err(Error::Connect)?
                 .create_if_missing(true)
@@ -196,6 +201,7 @@ impl Store {
             inner: Arc::new(Inner {
                 pool,
                 owner: random_owner(),
+                sqlite_memory: memory,
                 sqlite_writer: Arc::new(Mutex::new(())),
                 liveness: Mutex::new(None),
             }),
@@ -237,10 +243,17 @@ impl Store {
         match &self.inner.pool {
             Pool::Sqlite(p) => {
                 let guard = self.inner.sqlite_writer.clone().lock_owned().await;
-                let tx = p.begin_with("BEGIN IMMEDIATE").await?;
-                Ok(Tx::Sqlite(tx, Some(guard)))
+                let conn = p.acquire().await?;
+                let open = if self.inner.sqlite_memory {
+                    Open::begin_keeping(conn, "BEGIN IMMEDIATE").await?
+                } else {
+                    Open::begin(conn, "BEGIN IMMEDIATE").await?
+                };
+                Ok(Tx::Sqlite(open, Some(guard)))
             }
-            Pool::Postgres(p) => Ok(Tx::Postgres(p.begin().await?)),
+            Pool::Postgres(p) => Ok(Tx::Postgres(
+                Open::begin(p.acquire().await?, "BEGIN").await?,
+            )),
         }
     }
 
@@ -248,10 +261,21 @@ impl Store {
     /// `REPEATABLE READ` in PostgreSQL), so a harvest committing meanwhile cannot tear it.
     pub(crate) async fn begin_read(&self) -> Result<Tx> {
         match &self.inner.pool {
-            Pool::Sqlite(p) => Ok(Tx::Sqlite(p.begin().await?, None)),
+            Pool::Sqlite(p) => {
+                let conn = p.acquire().await?;
+                let open = if self.inner.sqlite_memory {
+                    Open::begin_keeping(conn, "BEGIN").await?
+                } else {
+                    Open::begin(conn, "BEGIN").await?
+                };
+                Ok(Tx::Sqlite(open, None))
+            }
             Pool::Postgres(p) => Ok(Tx::Postgres(
-                p.begin_with("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
-                    .await?,
+                Open::begin(
+                    p.acquire().await?,
+                    "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY",
+                )
+                .await?,
             )),
         }
     }

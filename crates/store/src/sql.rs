@@ -12,7 +12,10 @@
 
 use std::borrow::Cow;
 
-use sqlx::{Postgres, Sqlite, Transaction};
+use std::ops::{Deref, DerefMut};
+
+use sqlx::pool::PoolConnection;
+use sqlx::{Database, Executor, PgConnection, Postgres, Sqlite, SqliteConnection};
 use tokio::sync::OwnedMutexGuard;
 
 use crate::error::Result;
@@ -115,11 +118,93 @@ pub(crate) enum Mode {
     Upsert,
 }
 
-/// A transaction on either backend. For SQLite it also holds this process's writer lock, so
-/// writers queue in-process instead of spinning on `SQLITE_BUSY`.
+/// A pooled connection inside a transaction this crate opened with its own `BEGIN`.
+///
+/// sqlx's own transactions are not safe to cancel: a future dropped in the middle of a statement
+/// or a `COPY` (a request timing out, a task aborted at shutdown) can put the connection back in
+/// the pool with the protocol out of step or, on SQLite, with a `BEGIN` that nobody will ever
+/// roll back, still holding the file's write lock. Here, a transaction dropped before its commit
+/// finished closes its connection instead: the server (or SQLite) rolls the transaction back, and
+/// the pool opens a fresh connection when it needs one. Errors take the same path, which costs a
+/// reconnect on a path that is rare anyway.
+///
+/// The exception is an in-memory SQLite database, which lives only as long as its one
+/// connection: there the connection stays, and the next transaction first rolls back whatever
+/// an abandoned one left open.
+pub(crate) struct Open<DB: Database> {
+    conn: PoolConnection<DB>,
+    committed: bool,
+    keep_connection: bool,
+}
+
+impl<DB: Database> Open<DB> {
+    /// Runs `begin` on `conn`. If this future is dropped halfway, the connection closes.
+    pub(crate) async fn begin(conn: PoolConnection<DB>, begin: &'static str) -> Result<Self>
+    where
+        for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
+    {
+        let mut open = Open {
+            conn,
+            committed: false,
+            keep_connection: false,
+        };
+        (&mut *open.conn).execute(begin).await?;
+        Ok(open)
+    }
+
+    /// Like [`Open::begin`], but for a connection that must never be closed (in-memory SQLite).
+    pub(crate) async fn begin_keeping(conn: PoolConnection<DB>, begin: &'static str) -> Result<Self>
+    where
+        for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
+    {
+        let mut open = Open {
+            conn,
+            committed: false,
+            keep_connection: true,
+        };
+        // Outside a transaction this fails harmlessly ("no transaction is active").
+        let _ = (&mut *open.conn).execute("ROLLBACK").await;
+        (&mut *open.conn).execute(begin).await?;
+        Ok(open)
+    }
+
+    async fn commit(mut self) -> Result<()>
+    where
+        for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
+    {
+        (&mut *self.conn).execute("COMMIT").await?;
+        self.committed = true;
+        Ok(())
+    }
+}
+
+impl<DB: Database> Deref for Open<DB> {
+    type Target = DB::Connection;
+
+    fn deref(&self) -> &DB::Connection {
+        &self.conn
+    }
+}
+
+impl<DB: Database> DerefMut for Open<DB> {
+    fn deref_mut(&mut self) -> &mut DB::Connection {
+        &mut self.conn
+    }
+}
+
+impl<DB: Database> Drop for Open<DB> {
+    fn drop(&mut self) {
+        if !self.committed && !self.keep_connection {
+            self.conn.close_on_drop();
+        }
+    }
+}
+
+/// A transaction on either backend. For SQLite it also holds this process's writer lock (for
+/// write transactions), so writers queue in-process instead of spinning on `SQLITE_BUSY`.
 pub(crate) enum Tx {
-    Sqlite(Transaction<'static, Sqlite>, Option<OwnedMutexGuard<()>>),
-    Postgres(Transaction<'static, Postgres>),
+    Sqlite(Open<Sqlite>, Option<OwnedMutexGuard<()>>),
+    Postgres(Open<Postgres>),
 }
 
 /// Runs the same body against whichever backend's connection a [`Tx`] holds. The body is
@@ -144,6 +229,7 @@ pub(crate) use on_tx;
 impl Tx {
     pub(crate) async fn commit(self) -> Result<()> {
         match self {
+            // The writer lock is released only after the commit.
             Tx::Sqlite(t, _guard) => t.commit().await?,
             Tx::Postgres(t) => t.commit().await?,
         }
@@ -364,7 +450,7 @@ fn copy_value(buf: &mut Vec<u8>, v: &Val<'_>) {
 }
 
 async fn pg_copy<'a, T>(
-    t: &mut Transaction<'static, Postgres>,
+    t: &mut PgConnection,
     table: &Table,
     shared: &[Val<'a>],
     rows: &'a [T],
@@ -415,7 +501,7 @@ enum PgArray<'a> {
 }
 
 async fn pg_unnest_upsert<'a, T>(
-    t: &mut Transaction<'static, Postgres>,
+    t: &mut PgConnection,
     table: &Table,
     shared: &[Val<'a>],
     rows: &'a [T],
@@ -493,7 +579,7 @@ async fn pg_unnest_upsert<'a, T>(
                 PgArray::Bool(c) => q.bind(c),
             };
         }
-        q.execute(&mut **t).await?;
+        q.execute(&mut *t).await?;
     }
     Ok(())
 }
@@ -523,7 +609,7 @@ fn sqlite_insert_sql(table: &Table, rows: usize, upsert: bool) -> String {
 }
 
 async fn sqlite_insert<'a, T>(
-    t: &mut Transaction<'static, Sqlite>,
+    t: &mut SqliteConnection,
     table: &Table,
     shared: &[Val<'a>],
     rows: &'a [T],
@@ -561,7 +647,7 @@ async fn sqlite_insert<'a, T>(
                 q = bind_sqlite(q, v.copied().unwrap_or(Val::Text(None)));
             }
         }
-        q.execute(&mut **t).await?;
+        q.execute(&mut *t).await?;
     }
     Ok(())
 }

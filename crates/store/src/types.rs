@@ -44,20 +44,33 @@ pub struct CrawlStats {
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct ChangeCounts {
+    /// Accounts new to the store or back after a removal.
     pub accounts_added: u64,
+    /// Present accounts the crawl no longer found.
     pub accounts_removed: u64,
     /// Accounts with at least one changed field (activation included).
     pub accounts_changed: u64,
+    /// Groups new to the store or back after a removal.
     pub groups_added: u64,
+    /// Present groups the crawl no longer found.
     pub groups_removed: u64,
+    /// Groups with a logged field change (a new member count alone is not one).
     pub groups_changed: u64,
+    /// Memberships new or back.
     pub memberships_added: u64,
+    /// Memberships gone.
     pub memberships_removed: u64,
+    /// Workspaces new or back.
     pub workspaces_added: u64,
+    /// Workspaces gone (only when the snapshot carried workspaces).
     pub workspaces_removed: u64,
+    /// Workspaces with a changed field.
     pub workspaces_changed: u64,
+    /// Security entries new or back.
     pub workspace_entries_added: u64,
+    /// Security entries gone.
     pub workspace_entries_removed: u64,
+    /// Security entries whose access level changed.
     pub workspace_entries_changed: u64,
     /// Change-log rows written.
     pub total: u64,
@@ -77,6 +90,7 @@ impl ChangeCounts {
 /// How fresh and how big one database's stored state is.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DatabaseStatus {
+    /// The database (`customer_id`).
     pub database: String,
     /// When the last complete crawl was committed (unix ms); `None` before the first.
     pub last_complete_at: Option<i64>,
@@ -98,22 +112,38 @@ pub struct DatabaseStatus {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum ChangeKind {
+    /// An account appeared (or came back).
     AccountAdded,
+    /// An account disappeared from its database's user list.
     AccountRemoved,
+    /// An account's `active` went from false to true.
     AccountActivated,
+    /// An account's `active` went from true to false.
     AccountDeactivated,
-    /// One row per changed field.
+    /// One field of an account changed; one row per changed field (`raw` for changes only
+    /// the raw object shows).
     AccountChanged,
+    /// A group appeared (or came back).
     GroupAdded,
+    /// A group disappeared.
     GroupRemoved,
+    /// One field of a group changed.
     GroupChanged,
+    /// An account joined a group.
     MembershipAdded,
+    /// An account left a group.
     MembershipRemoved,
+    /// A workspace appeared (or came back).
     WorkspaceAdded,
+    /// A workspace disappeared.
     WorkspaceRemoved,
+    /// One field of a workspace changed.
     WorkspaceChanged,
+    /// A user or group got an entry in a workspace's security.
     WorkspaceEntryAdded,
+    /// A security entry was taken away.
     WorkspaceEntryRemoved,
+    /// A security entry's access level changed.
     WorkspaceEntryChanged,
 }
 
@@ -180,26 +210,38 @@ impl std::fmt::Display for ChangeKind {
 /// (lists and raw objects as JSON text).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Change {
+    /// Increasing in commit order: the cursor for paging.
     pub id: i64,
+    /// The run whose commit found the change.
     pub run_id: RunId,
     /// When the change was committed (unix ms).
     pub at: i64,
+    /// The database it happened in.
     pub database: String,
+    /// What happened.
     pub kind: ChangeKind,
+    /// The account (or the member, or the entry's user).
     pub user_id: Option<String>,
+    /// The group (or the entry's group).
     pub group_id: Option<String>,
+    /// The workspace.
     pub workspace_id: Option<String>,
+    /// The changed field, for field changes.
     pub field: Option<String>,
+    /// The value before.
     pub old_value: Option<String>,
+    /// The value after.
     pub new_value: Option<String>,
 }
 
 /// A filter over the change log. Every `Some` narrows the answer; `Some(vec![])` matches nothing.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ChangeQuery {
+    /// Changes in these databases.
     pub databases: Option<Vec<String>>,
     /// Changes touching these users, their memberships and workspace entries included.
     pub accounts: Option<Vec<model::AccountKey>>,
+    /// Changes of these kinds.
     pub kinds: Option<Vec<ChangeKind>>,
     /// Inclusive lower bound on `at` (unix ms).
     pub since: Option<i64>,
@@ -241,13 +283,21 @@ pub struct PersonIds {
 /// Everything the graph is built from: the present rows of every database.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct State {
+    /// Every database's status, ordered by database.
     pub databases: Vec<DatabaseStatus>,
+    /// Present accounts, ordered by database and user id.
     pub accounts: Vec<model::Account>,
+    /// Present groups, ordered by database and group id.
     pub groups: Vec<model::Group>,
+    /// Present memberships, ordered by database, group and user.
     pub memberships: Vec<model::Membership>,
+    /// Present workspaces, ordered by database and workspace id.
     pub workspaces: Vec<model::Workspace>,
+    /// Present security entries, ordered by database, workspace, kind and principal.
     pub workspace_entries: Vec<model::WorkspaceEntry>,
+    /// Active overrides, oldest first.
     pub overrides: Vec<model::Override>,
+    /// The stored person ids.
     pub persons: PersonIds,
 }
 
@@ -324,16 +374,21 @@ impl RunOutcome {
 /// One database's outcome within a run.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RunDatabase {
+    /// The database.
     pub database: String,
+    /// Committed or failed.
     pub outcome: RunOutcome,
     /// When the outcome was recorded (unix ms).
     pub at: i64,
+    /// What the crawl cost.
     pub stats: CrawlStats,
     /// What the commit changed (all zero for a failed crawl).
     pub changes: ChangeCounts,
-    /// Present rows after the commit; `None` for a failed crawl.
+    /// Present accounts after the commit; `None` for a failed crawl.
     pub account_count: Option<i64>,
+    /// Present groups after the commit.
     pub group_count: Option<i64>,
+    /// Present memberships after the commit.
     pub membership_count: Option<i64>,
     /// Why the crawl failed.
     pub cause: Option<String>,
@@ -342,9 +397,13 @@ pub struct RunDatabase {
 /// One harvest run with its per-database outcomes.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RunRecord {
+    /// The run.
     pub id: RunId,
+    /// Where it stands.
     pub status: RunStatus,
+    /// When it started (unix ms).
     pub started_at: i64,
+    /// When it finished or was found abandoned (unix ms).
     pub finished_at: Option<i64>,
     /// The databases the run set out to crawl.
     pub requested: Vec<String>,
@@ -364,6 +423,7 @@ impl RunRecord {
 pub struct Presence {
     /// Found by the last complete harvest.
     pub present: bool,
+    /// The first complete harvest that found it (unix ms).
     pub first_seen_at: i64,
     /// For a present row, the database's last complete harvest; for a removed row, the last
     /// complete harvest that still found it.
@@ -377,21 +437,27 @@ pub struct Presence {
 /// An account with its history.
 #[derive(Debug, Clone, PartialEq)]
 pub struct AccountRecord {
+    /// The account as last stored.
     pub account: model::Account,
+    /// Its history.
     pub presence: Presence,
 }
 
 /// A group with its history.
 #[derive(Debug, Clone, PartialEq)]
 pub struct GroupRecord {
+    /// The group as last stored.
     pub group: model::Group,
+    /// Its history.
     pub presence: Presence,
 }
 
 /// A membership with its history.
 #[derive(Debug, Clone, PartialEq)]
 pub struct MembershipRecord {
+    /// The membership.
     pub membership: model::Membership,
+    /// Its history.
     pub presence: Presence,
 }
 
@@ -413,27 +479,36 @@ pub struct AuditEntry {
 /// A stored audit-log entry.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct AuditRecord {
+    /// Increasing in append order.
     pub id: i64,
     /// When it was appended (unix ms).
     pub at: i64,
+    /// See [`AuditEntry::actor`].
     pub actor: Option<String>,
+    /// See [`AuditEntry::action`].
     pub action: String,
+    /// See [`AuditEntry::target`].
     pub target: Option<String>,
+    /// See [`AuditEntry::detail`].
     pub detail: serde_json::Value,
+    /// See [`AuditEntry::outcome`].
     pub outcome: String,
 }
 
 /// A filter over the audit log; ordered by id ascending like the change log.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AuditQuery {
+    /// Entries by this actor.
     pub actor: Option<String>,
-    /// Exact action names.
+    /// Entries with one of these exact action names.
     pub actions: Option<Vec<String>>,
+    /// Entries about this target.
     pub target: Option<String>,
     /// Inclusive lower bound on `at`.
     pub since: Option<i64>,
     /// Exclusive upper bound on `at`.
     pub until: Option<i64>,
+    /// Only entries with a larger id: the cursor for the next page.
     pub after_id: Option<i64>,
     /// Page size, capped at [`MAX_PAGE`].
     pub limit: u32,

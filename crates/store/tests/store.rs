@@ -30,6 +30,7 @@ both_backends!(
     bad_input_writes_nothing,
     a_failed_commit_writes_nothing,
     concurrent_commits_of_one_database_are_serialized,
+    an_interrupted_commit_leaves_one_state_or_the_other,
     bulk_harvest_throughput,
 );
 
@@ -1331,6 +1332,60 @@ async fn concurrent_commits_of_one_database_are_serialized(ctx: Ctx) {
     assert_eq!(logged.len() as u64, added + removed);
 }
 
+/// A commit cut off at an arbitrary point (its task aborted, as a killed process would be)
+/// leaves either the old state or the new one, never a mix, and the store keeps working.
+async fn an_interrupted_commit_leaves_one_state_or_the_other(ctx: Ctx) {
+    let store = &ctx.store;
+    let a = sorted(store::synthetic::snapshot("db1", 3_000, 30, 9_000, 1));
+    let b = sorted(store::synthetic::mutate(&a, 0.2, 2));
+    let r0 = store.start_run(&dbs(&["db1"])).await.expect("run");
+    store
+        .commit_database(r0, &a, &stats(2))
+        .await
+        .expect("baseline");
+    let mut current = a.clone();
+    let mut seen_committed = false;
+    let mut seen_cut = false;
+    for delay_ms in [0u64, 1, 2, 4, 8, 16, 32, 64, 128, 256] {
+        let next = if current == a { b.clone() } else { a.clone() };
+        let handle = store.clone();
+        let target = next.clone();
+        let task = tokio::spawn(async move {
+            let run = handle.start_run(&["db1".to_owned()]).await.expect("run");
+            handle.commit_database(run, &target, &stats(2)).await
+        });
+        tokio::time::sleep(std::time::Duration::from_millis(delay_ms)).await;
+        task.abort();
+        let finished = matches!(task.await, Ok(Ok(_)));
+        let loaded = store.load_database("db1").await.expect("load");
+        let status = store.database_statuses().await.expect("st")[0].clone();
+        assert_eq!(status.account_count as usize, loaded.accounts.len());
+        assert_eq!(status.membership_count as usize, loaded.memberships.len());
+        if loaded == next {
+            seen_committed = true;
+            current = next;
+        } else {
+            assert!(!finished, "a finished commit must be visible");
+            assert_eq!(loaded, current, "a cut commit leaves the old state");
+            seen_cut = true;
+        }
+    }
+    assert!(
+        seen_cut,
+        "no commit was interrupted; the test proves nothing"
+    );
+    // The store still works: a last commit goes through and the log matches it.
+    let run = store.start_run(&dbs(&["db1"])).await.expect("run");
+    let target = if current == a { b } else { a };
+    let counts = store
+        .commit_database(run, &target, &stats(2))
+        .await
+        .expect("commit");
+    assert!(counts.total > 0);
+    assert_eq!(store.load_database("db1").await.expect("load"), target);
+    let _ = seen_committed;
+}
+
 /// First harvest of a large database, then a second after 1% changed. The figures go to stdout
 /// (`cargo test -- --nocapture`). The default size fits a debug-build CI run; set
 /// `IDGRAPH_BULK_ACCOUNTS=100000` (with five memberships per account, as below) for the full
@@ -1453,10 +1508,19 @@ async fn in_memory_sqlite_works_and_unknown_schemes_are_refused() {
         .commit_database(run, &small("db1"), &stats(2))
         .await
         .expect("commit");
+    // A write that fails inside its transaction must not cost the database its only connection.
+    assert!(matches!(
+        store.commit_database(4242, &small("db1"), &stats(2)).await,
+        Err(Error::UnknownRun(4242))
+    ));
     assert_eq!(
         store.load_database("db1").await.expect("load"),
         sorted(small("db1"))
     );
+    store
+        .set_meta("after", "failure")
+        .await
+        .expect("writes still work");
     assert!(matches!(
         store::Store::connect("mysql://localhost/x").await,
         Err(Error::UnsupportedUrl)
