@@ -14,6 +14,13 @@
 //! The backend is chosen by URL: `sqlite://PATH` (the file is created if missing; WAL, foreign
 //! keys on, a busy timeout) or `postgres://...`. Migrations for each backend live in the
 //! repository's `migrations/` folder and are embedded in the binary.
+//!
+//! Concurrency and failure: writers of one database are serialized (SQLite has one writer;
+//! PostgreSQL locks the database's row), change-log ids follow commit order, and every operation
+//! is one transaction, so a process killed at any point leaves the last committed state. A
+//! future dropped mid-transaction (a timeout, an aborted task) rolls back too: its connection is
+//! closed rather than returned to the pool half-way through a statement. Runs a dead process
+//! left `running` are marked `abandoned` by the next [`Store::start_run`].
 
 #![warn(missing_docs)]
 
