@@ -1,3 +1,4 @@
+// NOTE TO THE GRAPH ENGINEER: read crates/graph/NOTICE-TO-GRAPH-ENGINEER.md before editing this crate.
 //! From the store's rows to an immutable [`Graph`]: canonical order, interning, linking,
 //! stable ids, adjacency and indexes.
 

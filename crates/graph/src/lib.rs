@@ -1,3 +1,4 @@
+//! NOTE TO THE GRAPH ENGINEER: read crates/graph/NOTICE-TO-GRAPH-ENGINEER.md before editing this crate.
 //! Identity resolution and reach, pure and deterministic: no IO.
 //!
 //! [`resolve`] turns the store's rows (per-database accounts, groups, memberships, workspaces

