@@ -9,10 +9,11 @@ use crate::{
     AccountNode, AnomalyRec, ConflictKind, ConflictRec, DbNode, EvidenceKey, Graph, GroupNode,
     Input, Link, PersonNode, ResolveConfig, WorkspaceNode,
 };
+use hashbrown::{HashMap, HashSet};
 use model::{Access, AccountKey, OverrideKind};
 use petgraph::csr::Csr;
 use petgraph::unionfind::UnionFind;
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::BTreeMap;
 
 /// Email or login groups larger than this are not linked within (a default address, a
 /// placeholder login): they are reported, since no sound rule links hundreds of accounts.
@@ -32,8 +33,23 @@ pub(crate) fn build(input: Input, config: &ResolveConfig) -> Graph {
     let mut strings = Interner::default();
 
     // Canonical order: the result must not depend on the order rows arrived in.
-    accounts.sort_by(|a, b| (&a.database, &a.user_id).cmp(&(&b.database, &b.user_id)));
-    accounts.dedup_by(|a, b| a.database == b.database && a.user_id == b.user_id);
+    // Sort a permutation rather than the (large) rows themselves.
+    let mut order: Vec<u32> = (0..accounts.len() as u32).collect();
+    order.sort_unstable_by(|&x, &y| {
+        let (a, b) = (&accounts[x as usize], &accounts[y as usize]);
+        (&a.database, &a.user_id).cmp(&(&b.database, &b.user_id))
+    });
+    order.dedup_by(|x, y| {
+        let (a, b) = (&accounts[*x as usize], &accounts[*y as usize]);
+        a.database == b.database && a.user_id == b.user_id
+    });
+    let mut slots: Vec<Option<model::Account>> = accounts.drain(..).map(Some).collect();
+    let accounts: Vec<model::Account> = order
+        .iter()
+        .filter_map(|&i| slots[i as usize].take())
+        .collect();
+    drop(slots);
+    drop(order);
     groups.sort_by(|a, b| (&a.database, &a.group_id).cmp(&(&b.database, &b.group_id)));
     groups.dedup_by(|a, b| a.database == b.database && a.group_id == b.group_id);
     workspaces.sort_by(|a, b| (&a.database, &a.workspace_id).cmp(&(&b.database, &b.workspace_id)));
@@ -287,43 +303,54 @@ pub(crate) fn build(input: Input, config: &ResolveConfig) -> Graph {
     let n_groups = group_nodes.len();
     let group_base = n_accounts as u32;
     let person_base = (n_accounts + n_groups) as u32;
-    let mut members_of: Vec<Vec<u32>> = vec![Vec::new(); n_groups];
+    // Members per group and accounts per person, by counting sort (pairs are sorted by
+    // account, so each group's members come out sorted too).
+    let members_off = offsets(n_groups, {
+        let mut g: Vec<u32> = pairs.iter().map(|(_, g)| *g).collect();
+        g.sort_unstable();
+        g.into_iter()
+    });
+    let mut members = vec![0u32; pairs.len()];
+    let mut fill = members_off.clone();
     for &(a, g) in &pairs {
-        members_of[g as usize].push(a);
+        members[fill[g as usize] as usize] = a;
+        fill[g as usize] += 1;
     }
-    let mut person_members: Vec<Vec<u32>> = vec![Vec::new(); n_persons];
+    let person_off = offsets(n_persons, {
+        let mut p = account_person.clone();
+        p.sort_unstable();
+        p.into_iter()
+    });
+    let mut person_accounts = vec![0u32; n_accounts];
+    let mut fill = person_off.clone();
     for (a, &p) in account_person.iter().enumerate() {
-        person_members[p as usize].push(a as u32);
+        person_accounts[fill[p as usize] as usize] = a as u32;
+        fill[p as usize] += 1;
     }
+    drop(fill);
     let edge_count = 2 * pairs.len() + 2 * n_accounts;
     let mut edges: Vec<(u32, u32)> = Vec::with_capacity(edge_count);
     let mut next_pair = 0;
     for a in 0..n_accounts as u32 {
         while next_pair < pairs.len() && pairs[next_pair].0 == a {
-            edges.push((
-                (a as usize) as u32,
-                ((group_base + pairs[next_pair].1) as usize) as u32,
-            ));
+            edges.push((a, group_base + pairs[next_pair].1));
             next_pair += 1;
         }
-        edges.push((
-            (a as usize) as u32,
-            ((person_base + account_person[a as usize]) as usize) as u32,
-        ));
+        edges.push((a, person_base + account_person[a as usize]));
     }
     drop(pairs);
-    for (g, members) in members_of.iter().enumerate() {
-        for &a in members {
-            edges.push(((group_base as usize + g) as u32, (a as usize) as u32));
+    for g in 0..n_groups {
+        for &a in &members[members_off[g] as usize..members_off[g + 1] as usize] {
+            edges.push((group_base + g as u32, a));
         }
     }
-    drop(members_of);
-    for (p, members) in person_members.iter().enumerate() {
-        for &a in members {
-            edges.push(((person_base as usize + p) as u32, (a as usize) as u32));
+    drop(members);
+    for p in 0..n_persons {
+        for &a in &person_accounts[person_off[p] as usize..person_off[p + 1] as usize] {
+            edges.push((person_base + p as u32, a));
         }
     }
-    drop(person_members);
+    drop(person_accounts);
     let mut net: Csr<(), (), petgraph::Directed, u32> = if edges.is_empty() {
         Csr::new()
     } else {
@@ -436,14 +463,18 @@ pub(crate) fn build(input: Input, config: &ResolveConfig) -> Graph {
 /// Groups account indexes by a key; groups come in the order of their first account, which is
 /// canonical (symbols are not: they depend on interning order).
 fn group_by(nodes: &[AccountNode], key: impl Fn(&AccountNode) -> Sym) -> Vec<(Sym, Vec<u32>)> {
-    let mut map: HashMap<Sym, Vec<u32>> = HashMap::new();
-    for (i, n) in nodes.iter().enumerate() {
-        let k = key(n);
-        if !k.is_none() {
-            map.entry(k).or_default().push(i as u32);
-        }
-    }
-    let mut groups: Vec<(Sym, Vec<u32>)> = map.into_iter().filter(|(_, v)| v.len() > 1).collect();
+    let mut keyed: Vec<(Sym, u32)> = nodes
+        .iter()
+        .enumerate()
+        .filter(|(_, n)| !key(n).is_none())
+        .map(|(i, n)| (key(n), i as u32))
+        .collect();
+    keyed.sort_unstable();
+    let mut groups: Vec<(Sym, Vec<u32>)> = keyed
+        .chunk_by(|a, b| a.0 == b.0)
+        .filter(|run| run.len() > 1)
+        .map(|run| (run[0].0, run.iter().map(|(_, i)| *i).collect()))
+        .collect();
     // Account indexes are canonical, so ordering groups by their first account is too.
     groups.sort_by_key(|(_, v)| v[0]);
     groups

@@ -190,7 +190,7 @@ pub struct Graph {
     net: Csr<(), (), petgraph::Directed, u32>,
     login_index: Vec<(Sym, u32)>,
     email_index: Vec<(Sym, u32)>,
-    aliases: HashMap<String, u32>,
+    aliases: hashbrown::HashMap<String, u32>,
     alias_pairs: Vec<(String, String)>,
     next_seq: i64,
     links: Vec<Link>,

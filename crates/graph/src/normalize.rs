@@ -21,6 +21,13 @@ pub fn fold(s: &str) -> String {
 /// A personal name folded for comparison: case folded, diacritics stripped, letters and digits
 /// only (`José` = `Jose`, `O'Brien` = `OBrien`, `Søren` = `Soren`).
 pub fn name_key(s: &str) -> String {
+    if s.is_ascii() {
+        return s
+            .chars()
+            .filter(char::is_ascii_alphanumeric)
+            .map(|c| c.to_ascii_lowercase())
+            .collect();
+    }
     let folded = fold(s);
     let mut out = String::with_capacity(folded.len());
     for c in folded.nfd() {
