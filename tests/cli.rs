@@ -183,7 +183,7 @@ async fn killed_harvests_leave_a_consistent_store(backend: Backend) {
     assert_store_matches_sim(&ts.store, &sim.handle).await;
     let runs = ts.store.runs(20).await.unwrap();
     assert!(
-        runs.iter().all(|r| r.status != "running"),
+        runs.iter().all(|r| r.status != store::RunStatus::Running),
         "no run is left running after a restart: {runs:?}"
     );
 }
