@@ -10,7 +10,7 @@ use crate::{
     Input, Link, PersonNode, ResolveConfig, WorkspaceNode,
 };
 use hashbrown::{HashMap, HashSet};
-use model::{Access, AccountKey, OverrideKind};
+use model::{Access, OverrideKind};
 use petgraph::csr::Csr;
 use petgraph::unionfind::UnionFind;
 use std::collections::BTreeMap;
@@ -32,29 +32,35 @@ pub(crate) fn build(input: Input, config: &ResolveConfig) -> Graph {
     let norm = Normalizer::new(&config.email_domain_aliases, &config.login_domain_aliases);
     let mut strings = Interner::default();
 
+    let mut timer = PhaseTimer::new();
     // Canonical order: the result must not depend on the order rows arrived in.
-    // Sort a permutation rather than the (large) rows themselves.
-    let mut order: Vec<u32> = (0..accounts.len() as u32).collect();
-    order.sort_unstable_by(|&x, &y| {
-        let (a, b) = (&accounts[x as usize], &accounts[y as usize]);
-        (&a.database, &a.user_id).cmp(&(&b.database, &b.user_id))
-    });
-    order.dedup_by(|x, y| {
-        let (a, b) = (&accounts[*x as usize], &accounts[*y as usize]);
-        a.database == b.database && a.user_id == b.user_id
-    });
-    let mut slots: Vec<Option<model::Account>> = accounts.drain(..).map(Some).collect();
-    let accounts: Vec<model::Account> = order
-        .iter()
-        .filter_map(|&i| slots[i as usize].take())
-        .collect();
-    drop(slots);
-    drop(order);
+    // The store delivers rows in key order; otherwise sort a permutation rather than the
+    // (large) rows themselves.
+    let in_order = accounts
+        .windows(2)
+        .all(|w| (&w[0].database, &w[0].user_id) < (&w[1].database, &w[1].user_id));
+    if !in_order {
+        let mut order: Vec<u32> = (0..accounts.len() as u32).collect();
+        order.sort_unstable_by(|&x, &y| {
+            let (a, b) = (&accounts[x as usize], &accounts[y as usize]);
+            (&a.database, &a.user_id).cmp(&(&b.database, &b.user_id))
+        });
+        order.dedup_by(|x, y| {
+            let (a, b) = (&accounts[*x as usize], &accounts[*y as usize]);
+            a.database == b.database && a.user_id == b.user_id
+        });
+        let mut slots: Vec<Option<model::Account>> = accounts.drain(..).map(Some).collect();
+        accounts = order
+            .iter()
+            .filter_map(|&i| slots[i as usize].take())
+            .collect();
+    }
     groups.sort_by(|a, b| (&a.database, &a.group_id).cmp(&(&b.database, &b.group_id)));
     groups.dedup_by(|a, b| a.database == b.database && a.group_id == b.group_id);
     workspaces.sort_by(|a, b| (&a.database, &a.workspace_id).cmp(&(&b.database, &b.workspace_id)));
     workspaces.dedup_by(|a, b| a.database == b.database && a.workspace_id == b.workspace_id);
 
+    timer.phase("sorted");
     // Databases, in sorted order.
     let mut db_names: Vec<&str> = accounts
         .iter()
@@ -113,6 +119,7 @@ pub(crate) fn build(input: Input, config: &ResolveConfig) -> Graph {
     }
     let n_accounts = nodes.len();
 
+    timer.phase("accounts");
     // Groups and workspaces.
     let mut group_nodes = Vec::with_capacity(groups.len());
     for (i, g) in groups.iter().enumerate() {
@@ -144,6 +151,7 @@ pub(crate) fn build(input: Input, config: &ResolveConfig) -> Graph {
         });
     }
 
+    timer.phase("groups");
     // Lookups by id within a database, borrowed from the sorted input.
     let account_of: HashMap<(u16, &str), u32> = accounts
         .iter()
@@ -161,6 +169,7 @@ pub(crate) fn build(input: Input, config: &ResolveConfig) -> Graph {
         .map(|(i, w)| ((ws_nodes[i].db, w.workspace_id.as_str()), i as u32))
         .collect();
 
+    timer.phase("lookups");
     // Memberships as (account, group) pairs; rows naming an unknown account or group are
     // dropped (the store only keeps consistent snapshots, so this is defensive).
     let mut pairs: Vec<(u32, u32)> = Vec::with_capacity(memberships.len());
@@ -183,10 +192,12 @@ pub(crate) fn build(input: Input, config: &ResolveConfig) -> Graph {
             pairs.push((a, g));
         }
     }
-    drop(memberships);
+    // Freeing millions of small strings takes a while: let another thread do it.
+    std::thread::spawn(move || drop(memberships));
     pairs.sort_unstable();
     pairs.dedup();
 
+    timer.phase("memberships");
     // Workspace security entries.
     let mut account_ws: Vec<(u32, u32, Access)> = Vec::new();
     let mut group_ws: Vec<(u32, u32, Access)> = Vec::new();
@@ -213,18 +224,22 @@ pub(crate) fn build(input: Input, config: &ResolveConfig) -> Graph {
     let (account_ws_off, account_ws) = csr_of(n_accounts, account_ws);
     let (group_ws_off, group_ws) = csr_of(group_nodes.len(), group_ws);
 
+    timer.phase("ws");
     // Linking.
-    let keys: Vec<AccountKey> = accounts.iter().map(|a| a.key()).collect();
-    let key_index: HashMap<&AccountKey, u32> = keys
-        .iter()
-        .enumerate()
-        .map(|(i, k)| (k, i as u32))
-        .collect();
+    let key_of = |a: u32| {
+        let row = &accounts[a as usize];
+        (row.database.as_str(), row.user_id.as_str())
+    };
+    let key_index: HashMap<(&str, &str), u32> =
+        (0..n_accounts as u32).map(|a| (key_of(a), a)).collect();
     let mut linker = Linker::new(&nodes, &names, dbs.len());
     let mut overrides = overrides;
     overrides.sort_by_key(|o| o.id);
     for o in &overrides {
-        let (Some(&a), Some(&b)) = (key_index.get(&o.a), key_index.get(&o.b)) else {
+        let (Some(&a), Some(&b)) = (
+            key_index.get(&(o.a.database.as_str(), o.a.user_id.as_str())),
+            key_index.get(&(o.b.database.as_str(), o.b.user_id.as_str())),
+        ) else {
             continue;
         };
         if o.kind == OverrideKind::CannotLink && a != b {
@@ -232,7 +247,10 @@ pub(crate) fn build(input: Input, config: &ResolveConfig) -> Graph {
         }
     }
     for o in &overrides {
-        let (Some(&a), Some(&b)) = (key_index.get(&o.a), key_index.get(&o.b)) else {
+        let (Some(&a), Some(&b)) = (
+            key_index.get(&(o.a.database.as_str(), o.a.user_id.as_str())),
+            key_index.get(&(o.b.database.as_str(), o.b.user_id.as_str())),
+        ) else {
             continue;
         };
         if o.kind == OverrideKind::MustLink && a != b {
@@ -255,6 +273,7 @@ pub(crate) fn build(input: Input, config: &ResolveConfig) -> Graph {
         ..
     } = linker;
 
+    timer.phase("linking");
     // Clusters, ordered by their first account.
     let mut root_cluster: HashMap<u32, u32> = HashMap::new();
     let mut clusters: Vec<Vec<u32>> = Vec::new();
@@ -270,8 +289,9 @@ pub(crate) fn build(input: Input, config: &ResolveConfig) -> Graph {
     }
     drop(uf);
 
+    timer.phase("clusters");
     // Stable ids; persons ordered by creation sequence, then id.
-    let assigned = ids::assign(&clusters, |a| &keys[a as usize], &previous);
+    let assigned = ids::assign(&clusters, key_of, &previous);
     let mut order: Vec<u32> = (0..clusters.len() as u32).collect();
     order.sort_by(|&x, &y| {
         let (ix, sx) = &assigned.ids[x as usize];
@@ -297,6 +317,7 @@ pub(crate) fn build(input: Input, config: &ResolveConfig) -> Graph {
     }
     let n_persons = persons.len();
 
+    timer.phase("ids");
     // One petgraph CSR for the whole graph: accounts, then groups, then persons. An account's
     // neighbours are its groups and then its person; a group's its members; a person's its
     // accounts. Edges are generated in sorted order, so the CSR is built in one pass.
@@ -362,6 +383,7 @@ pub(crate) fn build(input: Input, config: &ResolveConfig) -> Graph {
         net.add_node(());
     }
 
+    timer.phase("csr");
     // Evidence, by person.
     let mut links = links;
     links.sort_by_key(|l| {
@@ -429,6 +451,7 @@ pub(crate) fn build(input: Input, config: &ResolveConfig) -> Graph {
             .collect()
     };
 
+    timer.phase("indexes");
     let mut graph = Graph {
         strings,
         dbs,
@@ -456,6 +479,7 @@ pub(crate) fn build(input: Input, config: &ResolveConfig) -> Graph {
         norm,
     };
     graph.anomalies = find_anomalies(&graph);
+    timer.phase("anomalies");
     graph.strings.shrink_to_fit();
     graph
 }
@@ -775,4 +799,31 @@ fn find_anomalies(g: &Graph) -> Vec<AnomalyRec> {
         }
     }
     out
+}
+
+/// Prints how long each phase of a build took when `IDGRAPH_RESOLVE_TIMINGS` is set; for
+/// profiling the resolver at scale.
+struct PhaseTimer {
+    on: bool,
+    last: std::time::Instant,
+}
+
+impl PhaseTimer {
+    fn new() -> Self {
+        Self {
+            on: std::env::var_os("IDGRAPH_RESOLVE_TIMINGS").is_some(),
+            last: std::time::Instant::now(),
+        }
+    }
+
+    fn phase(&mut self, name: &str) {
+        if self.on {
+            let now = std::time::Instant::now();
+            eprintln!(
+                "resolve phase {name}: {:.3} s",
+                (now - self.last).as_secs_f64()
+            );
+            self.last = now;
+        }
+    }
 }

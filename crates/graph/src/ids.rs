@@ -42,10 +42,10 @@ pub(crate) struct Assigned {
 }
 
 /// Assigns ids to `clusters` (each a list of account indexes, clusters in canonical order),
-/// where `key(i)` is account `i`'s key.
+/// where `key(i)` is account `i`'s `(database, user id)`.
 pub(crate) fn assign<'k>(
     clusters: &[Vec<u32>],
-    key: impl Fn(u32) -> &'k AccountKey,
+    key: impl Fn(u32) -> (&'k str, &'k str),
     previous: &PersonIds,
 ) -> Assigned {
     let alias_of: HashMap<&str, &str> = previous
@@ -58,10 +58,10 @@ pub(crate) fn assign<'k>(
         .iter()
         .map(|(id, seq)| (id.as_str(), *seq))
         .collect();
-    let prev_by_account: HashMap<&AccountKey, &str> = previous
+    let prev_by_account: HashMap<(&str, &str), &str> = previous
         .by_account
         .iter()
-        .map(|(k, id)| (k, id.as_str()))
+        .map(|(k, id)| ((k.database.as_str(), k.user_id.as_str()), id.as_str()))
         .collect();
 
     // For every old id: how many of its accounts each cluster holds.
@@ -69,7 +69,7 @@ pub(crate) fn assign<'k>(
     for (c, accounts) in clusters.iter().enumerate() {
         let mut local: HashMap<&str, u32> = HashMap::new();
         for &a in accounts {
-            if let Some(old) = prev_by_account.get(key(a)) {
+            if let Some(old) = prev_by_account.get(&key(a)) {
                 *local.entry(resolve_static(&alias_of, old)).or_default() += 1;
             }
         }

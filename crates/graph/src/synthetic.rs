@@ -89,6 +89,12 @@ pub fn synthetic_input(accounts: usize, memberships: usize, databases: usize, se
         });
     }
     drop(by_db);
+    // The store delivers rows in key order; so does this generator.
+    out.sort_by(|a, b| (&a.database, &a.user_id).cmp(&(&b.database, &b.user_id)));
+    members.sort_by(|a, b| {
+        (&a.database, &a.group_id, &a.user_id).cmp(&(&b.database, &b.group_id, &b.user_id))
+    });
+    members.dedup();
     Input {
         accounts: out,
         groups,
