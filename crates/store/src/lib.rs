@@ -29,6 +29,7 @@ mod commit;
 mod diff;
 mod error;
 mod hash;
+mod operations;
 mod persons;
 mod read;
 mod runs;
@@ -48,6 +49,7 @@ use sqlx::{Connection, PgConnection, PgPool, SqlitePool};
 use tokio::sync::Mutex;
 
 pub use error::{Error, Result};
+pub use operations::*;
 pub use types::*;
 
 use sql::{Open, Tx};
