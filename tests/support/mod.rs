@@ -32,6 +32,7 @@ pub async fn start_sim(firm: FirmSpec, fault_rate: f64, token_ttl_s: u64) -> Run
         latency_ms: 0,
         fault_rate,
         token_ttl_s,
+        ..SimConfig::default()
     });
     sim.spawn("127.0.0.1:0").await.expect("simulator starts")
 }

@@ -71,7 +71,7 @@ pub struct Listing<T> {
 }
 
 /// Progress of one listing, reported page by page.
-pub trait PageObserver {
+pub trait PageObserver: Sync {
     fn page(&self, records: usize, total: Option<u64>, attempts: u32);
 }
 

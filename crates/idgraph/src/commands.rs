@@ -187,6 +187,7 @@ async fn sim(args: SimArgs) -> anyhow::Result<ExitCode> {
         latency_ms: args.latency_ms,
         fault_rate: args.fault_rate,
         token_ttl_s: args.token_ttl_s,
+        ..SimConfig::default()
     });
     if let Some(path) = &args.truth {
         let truth = serde_json::to_vec_pretty(&sim.handle().truth())?;
@@ -237,10 +238,21 @@ async fn serve(config: &Config, args: ServeArgs) -> anyhow::Result<ExitCode> {
         api::Limits::default(),
         config.resolve_config(),
     );
-    // Serve the last complete state at once; a first harvest follows in the background.
-    match api::reload(&state).await {
-        Ok(stats) => info!(?stats, "graph loaded from the store"),
-        Err(e) => warn!(error = %e, "no graph loaded from the store yet"),
+    // Serve the last complete state at once, if there is one; a first harvest follows in the
+    // background. With nothing harvested yet, /readyz stays 503 until the first harvest.
+    let harvested = store
+        .database_statuses()
+        .await
+        .context("reading the store")?
+        .iter()
+        .any(|d| d.last_complete_at.is_some());
+    if harvested {
+        match api::reload(&state).await {
+            Ok(stats) => info!(?stats, "graph loaded from the store"),
+            Err(e) => warn!(error = %e, "no graph loaded from the store yet"),
+        }
+    } else {
+        info!("the store holds no complete harvest yet; not ready until the first one");
     }
     let listener = tokio::net::TcpListener::bind(&args.listen)
         .await
@@ -309,9 +321,7 @@ async fn demo(args: DemoArgs) -> anyhow::Result<ExitCode> {
             secret: "idgraph-secret".into(),
             scopes: vec!["admin".into(), "user".into()],
         }],
-        latency_ms: 0,
-        fault_rate: 0.0,
-        token_ttl_s: 3600,
+        ..SimConfig::default()
     });
     let truth = sim.handle().truth();
     let running = sim
@@ -418,5 +428,14 @@ fn example_login(graph: &graph::Graph) -> Option<String> {
         .persons()
         .filter(|p| p.conflicts().is_empty())
         .max_by_key(|p| p.accounts().count())
-        .and_then(|p| p.logins().first().map(|l| l.to_string()))
+        .and_then(|p| {
+            // A login that is safe inside the printed shell command and JSON.
+            p.logins()
+                .into_iter()
+                .find(|l| {
+                    l.chars()
+                        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-' | '@'))
+                })
+                .map(str::to_string)
+        })
 }

@@ -54,12 +54,12 @@ pub struct ImanageSettings {
     pub client_secret_file: Option<PathBuf>,
     #[serde(default, deserialize_with = "comma_list")]
     pub customers: Vec<String>,
-    #[serde(default = "default_page_size")]
+    #[serde(default = "default_page_size", deserialize_with = "number")]
     pub page_size: u32,
-    #[serde(default = "default_max_concurrency")]
+    #[serde(default = "default_max_concurrency", deserialize_with = "number")]
     pub max_concurrency: usize,
     /// Requests a second, all databases together; none by default.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "optional_number")]
     pub rate_limit_per_s: Option<u32>,
     /// OAuth2 scopes to ask for; none means whatever the application is registered for.
     #[serde(default, deserialize_with = "comma_list")]
@@ -280,6 +280,37 @@ fn env_tree(
     tree
 }
 
+/// Accepts a number, or a string holding one (environment variables are strings).
+fn number<'de, D, T>(de: D) -> Result<T, D::Error>
+where
+    D: Deserializer<'de>,
+    T: std::str::FromStr + Deserialize<'de>,
+    T::Err: std::fmt::Display,
+{
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Raw<T> {
+        Number(T),
+        Text(String),
+    }
+    match Raw::<T>::deserialize(de)? {
+        Raw::Number(n) => Ok(n),
+        Raw::Text(s) => s
+            .trim()
+            .parse()
+            .map_err(|e| serde::de::Error::custom(format!("{s:?} is not a number: {e}"))),
+    }
+}
+
+fn optional_number<'de, D, T>(de: D) -> Result<Option<T>, D::Error>
+where
+    D: Deserializer<'de>,
+    T: std::str::FromStr + Deserialize<'de>,
+    T::Err: std::fmt::Display,
+{
+    number(de).map(Some)
+}
+
 /// Accepts a list or one comma-separated string.
 fn comma_list<'de, D, T>(de: D) -> Result<Vec<T>, D::Error>
 where
@@ -465,6 +496,17 @@ mod tests {
         assert!(parse_duration("10x").is_err());
         assert!(parse_duration("0s").is_err());
         assert!(parse_duration("m").is_err());
+    }
+
+    #[test]
+    fn the_readme_documents_every_variable() {
+        let readme = include_str!("../../../README.md");
+        for var in env_variables().filter(|v| *v != "RUST_LOG") {
+            assert!(
+                readme.contains(&format!("`{var}`")),
+                "README.md does not document {var}"
+            );
+        }
     }
 
     #[test]
