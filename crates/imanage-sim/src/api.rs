@@ -1,8 +1,10 @@
-//! The iManage Work API under `/api/v1/customers/{customer_id}`: users, groups and members, with
-//! the gate every call passes first (latency, faults, authentication, database down, scopes).
+//! The iManage Work API under `/api/v1/customers/{customer_id}`: users, groups and members (and
+//! the simulator's workspace extension), with the gate every call passes first (latency, faults,
+//! authentication, database down, scopes). The gate and the error type serve the v2 shape
+//! ([`crate::v2`]) too.
 
 use crate::auth::BearerError;
-use crate::firm::{self, SimUser};
+use crate::firm::{self, SimUser, SimWorkspace};
 use crate::world::DbState;
 use crate::{lock, read, write, Shared};
 use axum::extract::rejection::{JsonRejection, QueryRejection};
@@ -19,8 +21,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 /// Default and largest page sizes, as the API summary gives them.
-const DEFAULT_PAGE: usize = 100;
-const MAX_PAGE: usize = 1000;
+pub(crate) const DEFAULT_PAGE: usize = 100;
+pub(crate) const MAX_PAGE: usize = 1000;
 
 /// An API error: `{"error": {"code", "message"}}` with its status.
 #[derive(Debug)]
@@ -60,6 +62,14 @@ impl ApiError {
     }
 }
 
+/// The code and message of an [`ApiError`], kept on its response so that the v2 shape can
+/// rewrite the body into its own envelope ([`crate::v2::error_envelope`]).
+#[derive(Debug, Clone)]
+pub(crate) struct ErrorInfo {
+    pub(crate) code: &'static str,
+    pub(crate) message: String,
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let mut resp = (
@@ -67,6 +77,10 @@ impl IntoResponse for ApiError {
             Json(json!({ "error": { "code": self.code, "message": self.message } })),
         )
             .into_response();
+        resp.extensions_mut().insert(ErrorInfo {
+            code: self.code,
+            message: self.message,
+        });
         if self.retry_after {
             resp.headers_mut()
                 .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
@@ -83,12 +97,22 @@ impl IntoResponse for ApiError {
 
 type ApiResult = Result<Response, ApiError>;
 
+/// The route prefix of one database's resources in the v1 shape.
+pub(crate) const V1_PREFIX: &str = "/api/v1/customers/{customer_id}";
+/// The route prefix of one library's resources in the v2 shape.
+pub(crate) const V2_PREFIX: &str = "/work/api/v2/customers/{customer_id}/libraries/{library_id}";
+
 /// The kind of an API call, for statistics: from the method and the matched route.
 fn call_kind(method: &Method, route: &str) -> &'static str {
     let tail = route
-        .strip_prefix("/api/v1/customers/{customer_id}")
+        .strip_prefix(V1_PREFIX)
+        .or_else(|| route.strip_prefix(V2_PREFIX))
         .unwrap_or(route);
     match (method.as_str(), tail) {
+        ("GET", "/api") => "discovery",
+        ("GET", "/workspaces") => "workspaces_list",
+        ("GET", "/workspaces/{workspace_id}") => "workspace_get",
+        ("GET", "/workspaces/{workspace_id}/security") => "workspace_security",
         ("GET", "/users") => "users_list",
         ("POST", "/users") => "user_create",
         ("GET", "/users/{user_id}") => "user_get",
@@ -154,8 +178,9 @@ pub(crate) async fn gate(State(shared): State<Arc<Shared>>, req: Request, next: 
         return fault_response(fault_kind, status);
     }
 
-    let scopes = match lock(&shared.tokens).check(req.headers()) {
-        Ok(scopes) => scopes,
+    let v2 = shared.api == crate::ApiProfile::V2;
+    let caller = match lock(&shared.tokens).check(req.headers(), v2.then_some(shared.token_ttl)) {
+        Ok(caller) => caller,
         Err(e) => {
             lock(&shared.stats).unauthorized += 1;
             let message = match e {
@@ -167,12 +192,7 @@ pub(crate) async fn gate(State(shared): State<Arc<Shared>>, req: Request, next: 
         }
     };
 
-    let customer = req
-        .uri()
-        .path()
-        .strip_prefix("/api/v1/customers/")
-        .and_then(|rest| rest.split('/').next())
-        .unwrap_or_default();
+    let customer = database_of(req.uri().path()).unwrap_or_default();
     if read(&shared.down).contains(customer) {
         lock(&shared.stats).database_down += 1;
         return ApiError::new(
@@ -184,6 +204,7 @@ pub(crate) async fn gate(State(shared): State<Arc<Shared>>, req: Request, next: 
     }
 
     let write_call = !matches!(*req.method(), Method::GET | Method::HEAD);
+    let scopes = &caller.scopes;
     let has = |s: &str| scopes.iter().any(|x| x == s);
     let allowed = if write_call {
         has("admin")
@@ -199,7 +220,26 @@ pub(crate) async fn gate(State(shared): State<Arc<Shared>>, req: Request, next: 
         };
         return ApiError::forbidden(format!("this call needs {needed}")).into_response();
     }
+    let mut req = req;
+    req.extensions_mut().insert(caller);
     next.run(req).await
+}
+
+/// The database an API path addresses: the customer id of a v1 path, the library id of a v2
+/// path. `None` for paths about no database (`/api`).
+fn database_of(path: &str) -> Option<&str> {
+    let mut segments = path.trim_start_matches('/').split('/');
+    match (segments.next(), segments.next()) {
+        (Some("api"), Some("v1")) => {
+            // api/v1/customers/{customer_id}
+            segments.nth(1)
+        }
+        (Some("work"), Some("api")) => {
+            // work/api/v2/customers/{customer_id}/libraries/{library_id}
+            segments.nth(4)
+        }
+        _ => None,
+    }
 }
 
 /// `404` for paths the API does not have.
@@ -223,7 +263,7 @@ struct ListParams {
     login_name: Option<String>,
 }
 
-fn parse_count(name: &str, value: &str) -> Result<usize, ApiError> {
+pub(crate) fn parse_count(name: &str, value: &str) -> Result<usize, ApiError> {
     let n: i64 = value.parse().map_err(|_| {
         ApiError::bad_request(format!(
             "{name} must be a non-negative integer, not {value:?}"
@@ -298,12 +338,12 @@ struct ListBody<T> {
 }
 
 #[derive(Serialize)]
-struct OneBody<T> {
-    data: T,
+pub(crate) struct OneBody<T> {
+    pub(crate) data: T,
 }
 
 /// Serializes while the caller still holds the lock, so no borrowed state escapes it.
-fn json_response<T: Serialize>(status: StatusCode, body: &T) -> ApiResult {
+pub(crate) fn json_response<T: Serialize>(status: StatusCode, body: &T) -> ApiResult {
     let bytes = serde_json::to_vec(body)
         .map_err(|e| ApiError::internal(format!("cannot serialize the response: {e}")))?;
     Ok((
@@ -317,7 +357,7 @@ fn json_response<T: Serialize>(status: StatusCode, body: &T) -> ApiResult {
         .into_response())
 }
 
-fn unknown_customer(customer: &str) -> ApiError {
+pub(crate) fn unknown_customer(customer: &str) -> ApiError {
     ApiError::not_found(format!("no database {customer}"))
 }
 
@@ -365,6 +405,36 @@ fn users_page(state: &DbState, p: &ListParams) -> ApiResult {
     }
 }
 
+/// Runs `page` on a database for a users list call, after any drift the simulator is set to
+/// inject (each users list call, of either shape, drifts once).
+pub(crate) fn users_list_with_drift(
+    shared: &Shared,
+    customer: &str,
+    page: impl FnOnce(&DbState) -> ApiResult,
+) -> ApiResult {
+    let drift = shared.drift.load(Ordering::Relaxed);
+    if drift > 0 {
+        let mut world = write(&shared.world);
+        let d = world
+            .position(customer)
+            .ok_or_else(|| unknown_customer(customer))?;
+        let (added, removed) = world.drift(d, drift);
+        {
+            let mut stats = lock(&shared.stats);
+            stats.drift_added += added;
+            stats.drift_removed += removed;
+        }
+        let state = world.dbs.get(d).ok_or_else(|| unknown_customer(customer))?;
+        page(state)
+    } else {
+        let world = read(&shared.world);
+        let state = world
+            .db(customer)
+            .ok_or_else(|| unknown_customer(customer))?;
+        page(state)
+    }
+}
+
 /// `GET /users`: a page of users, after any drift the simulator is set to inject.
 pub(crate) async fn list_users(
     State(shared): State<Arc<Shared>>,
@@ -372,30 +442,7 @@ pub(crate) async fn list_users(
     query: Result<Query<Vec<(String, String)>>, QueryRejection>,
 ) -> ApiResult {
     let p = list_params(query)?;
-    let drift = shared.drift.load(Ordering::Relaxed);
-    if drift > 0 {
-        let mut world = write(&shared.world);
-        let d = world
-            .position(&customer)
-            .ok_or_else(|| unknown_customer(&customer))?;
-        let (added, removed) = world.drift(d, drift);
-        {
-            let mut stats = lock(&shared.stats);
-            stats.drift_added += added;
-            stats.drift_removed += removed;
-        }
-        let state = world
-            .dbs
-            .get(d)
-            .ok_or_else(|| unknown_customer(&customer))?;
-        users_page(state, &p)
-    } else {
-        let world = read(&shared.world);
-        let state = world
-            .db(&customer)
-            .ok_or_else(|| unknown_customer(&customer))?;
-        users_page(state, &p)
-    }
+    users_list_with_drift(&shared, &customer, |state| users_page(state, &p))
 }
 
 /// `GET /users/{user_id}`.
@@ -890,5 +937,125 @@ pub(crate) async fn remove_member(
         Err(ApiError::not_found(format!(
             "{user_id} is not a member of {group_id}"
         )))
+    }
+}
+
+/// A workspace as the lists show it (both shapes; v2 adds a few fields of its own).
+#[derive(Serialize)]
+pub(crate) struct WorkspaceView<'a> {
+    pub(crate) id: &'a str,
+    pub(crate) name: &'a str,
+    pub(crate) default_security: &'static str,
+}
+
+impl<'a> WorkspaceView<'a> {
+    pub(crate) fn of(ws: &'a SimWorkspace) -> Self {
+        Self {
+            id: &ws.id,
+            name: &ws.name,
+            default_security: ws.default_security.as_str(),
+        }
+    }
+}
+
+/// A workspace's security: `{"default_security", "members": [{"id", "is_group", "access"}]}`
+/// (the same in both shapes).
+#[derive(Serialize)]
+pub(crate) struct SecurityView<'a> {
+    default_security: &'static str,
+    members: Vec<SecurityMemberView<'a>>,
+}
+
+#[derive(Serialize)]
+struct SecurityMemberView<'a> {
+    id: &'a str,
+    is_group: bool,
+    access: &'static str,
+}
+
+impl<'a> SecurityView<'a> {
+    pub(crate) fn of(ws: &'a SimWorkspace) -> Self {
+        Self {
+            default_security: ws.default_security.as_str(),
+            members: ws
+                .security
+                .iter()
+                .map(|e| SecurityMemberView {
+                    id: &e.id,
+                    is_group: e.is_group,
+                    access: e.access.as_str(),
+                })
+                .collect(),
+        }
+    }
+}
+
+pub(crate) fn unknown_workspace(workspace_id: &str) -> ApiError {
+    ApiError::not_found(format!("no workspace {workspace_id}"))
+}
+
+/// `GET /workspaces` (the simulator's v1 extension): paged exactly like the users list.
+pub(crate) async fn list_workspaces(
+    State(shared): State<Arc<Shared>>,
+    Path(customer): Path<String>,
+    query: Result<Query<Vec<(String, String)>>, QueryRejection>,
+) -> ApiResult {
+    let p = list_params(query)?;
+    let world = read(&shared.world);
+    let state = world
+        .db(&customer)
+        .ok_or_else(|| unknown_customer(&customer))?;
+    let data = state
+        .db
+        .workspaces
+        .values()
+        .skip(p.start)
+        .take(p.max)
+        .map(WorkspaceView::of)
+        .collect();
+    json_response(
+        StatusCode::OK,
+        &ListBody {
+            data,
+            total_results: state.db.workspaces.len(),
+        },
+    )
+}
+
+/// `GET /workspaces/{workspace_id}/security` (the simulator's v1 extension).
+pub(crate) async fn workspace_security(
+    State(shared): State<Arc<Shared>>,
+    Path((customer, workspace_id)): Path<(String, String)>,
+) -> ApiResult {
+    let world = read(&shared.world);
+    let state = world
+        .db(&customer)
+        .ok_or_else(|| unknown_customer(&customer))?;
+    let ws = state
+        .db
+        .workspaces
+        .get(&workspace_id)
+        .ok_or_else(|| unknown_workspace(&workspace_id))?;
+    json_response(
+        StatusCode::OK,
+        &OneBody {
+            data: SecurityView::of(ws),
+        },
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::database_of;
+
+    #[test]
+    fn the_database_of_both_shapes_of_path() {
+        assert_eq!(database_of("/api/v1/customers/acme/users"), Some("acme"));
+        assert_eq!(
+            database_of("/work/api/v2/customers/1/libraries/acme-paris/users/u1"),
+            Some("acme-paris")
+        );
+        assert_eq!(database_of("/api"), None);
+        assert_eq!(database_of("/_sim/state"), None);
     }
 }

@@ -21,6 +21,8 @@ use subtle::ConstantTimeEq;
 
 /// Refresh tokens outlive access tokens by far, as in iManage; a day is plenty for any test.
 const REFRESH_TTL: Duration = Duration::from_secs(24 * 3600);
+/// In the v2 shape refresh tokens last a year, as iManage's v2 documentation gives them.
+const V2_REFRESH_TTL: Duration = Duration::from_secs(365 * 24 * 3600);
 /// Authorization codes are short-lived (RFC 6749 recommends at most ten minutes).
 const CODE_TTL: Duration = Duration::from_secs(600);
 /// Above this many stored tokens, expired ones are swept on the next issue.
@@ -54,24 +56,56 @@ pub(crate) enum BearerError {
     Expired,
 }
 
+/// Who an API call is made for: what the gate found in the access token.
+#[derive(Debug, Clone)]
+pub(crate) struct Caller {
+    /// The OAuth2 client the token was issued to.
+    pub(crate) client_id: String,
+    /// The token's scopes.
+    pub(crate) scopes: Vec<String>,
+}
+
+/// The v2 shape's token header.
+const X_AUTH_TOKEN: &str = "x-auth-token";
+
 impl TokenStore {
-    /// The scopes of a valid access token from an `Authorization: Bearer` header.
-    pub(crate) fn check(&mut self, headers: &HeaderMap) -> Result<Vec<String>, BearerError> {
-        let value = headers
-            .get(header::AUTHORIZATION)
+    /// The caller of a valid access token from an `Authorization: Bearer` header, or, when
+    /// `v2_idle` is set (the v2 shape), from an `X-Auth-Token` header too. In the v2 shape a
+    /// token lapses after `v2_idle` without use rather than at a fixed time, as iManage's v2
+    /// tokens do, so every accepted use extends it.
+    pub(crate) fn check(
+        &mut self,
+        headers: &HeaderMap,
+        v2_idle: Option<Duration>,
+    ) -> Result<Caller, BearerError> {
+        let x_auth = v2_idle
+            .and_then(|_| headers.get(X_AUTH_TOKEN))
             .and_then(|v| v.to_str().ok())
-            .ok_or(BearerError::Missing)?;
-        let token = value
-            .split_once(' ')
-            .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
-            .map(|(_, t)| t.trim())
-            .ok_or(BearerError::Missing)?;
-        let grant = self.access.get(token).ok_or(BearerError::Invalid)?;
-        if Instant::now() >= grant.expires {
+            .map(str::trim);
+        let token = match x_auth {
+            Some(t) => t,
+            None => headers
+                .get(header::AUTHORIZATION)
+                .and_then(|v| v.to_str().ok())
+                .ok_or(BearerError::Missing)?
+                .split_once(' ')
+                .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+                .map(|(_, t)| t.trim())
+                .ok_or(BearerError::Missing)?,
+        };
+        let grant = self.access.get_mut(token).ok_or(BearerError::Invalid)?;
+        let now = Instant::now();
+        if now >= grant.expires {
             self.access.remove(token);
             return Err(BearerError::Expired);
         }
-        Ok(grant.scopes.clone())
+        if let Some(idle) = v2_idle {
+            grant.expires = now + idle;
+        }
+        Ok(Caller {
+            client_id: grant.client_id.clone(),
+            scopes: grant.scopes.clone(),
+        })
     }
 
     /// Invalidates every access token; returns how many there were. Refresh tokens stay valid,
@@ -454,7 +488,13 @@ fn token_inner(
         Grant {
             client_id: client.id.clone(),
             scopes: scopes.clone(),
-            expires: now + REFRESH_TTL.max(shared.token_ttl),
+            expires: now
+                + if shared.api == crate::ApiProfile::V2 {
+                    V2_REFRESH_TTL
+                } else {
+                    REFRESH_TTL
+                }
+                .max(shared.token_ttl),
         },
     );
     drop(store);

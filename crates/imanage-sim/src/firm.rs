@@ -92,7 +92,106 @@ pub struct SimGroup {
     pub members: BTreeSet<String>,
 }
 
-/// One database (`customer_id`) with its users and groups, keyed by id.
+/// An access level on a workspace, lowest first, so that `Ord` orders by privilege.
+///
+/// The simulator keeps its own copy of these small types rather than sharing the `model` crate's:
+/// it shares no code with what it tests.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Access {
+    /// `no_access`: an explicit denial.
+    NoAccess,
+    /// `read`.
+    Read,
+    /// `read_write`.
+    ReadWrite,
+    /// `full_access`.
+    FullAccess,
+}
+
+impl Access {
+    /// The API's name for the level (`read_write`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Access::NoAccess => "no_access",
+            Access::Read => "read",
+            Access::ReadWrite => "read_write",
+            Access::FullAccess => "full_access",
+        }
+    }
+}
+
+/// What a workspace grants every account of its database when no entry decides.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DefaultSecurity {
+    /// Nothing: only the entries give access.
+    Private,
+    /// `read` for everyone.
+    View,
+    /// `read_write` for everyone.
+    Public,
+}
+
+impl DefaultSecurity {
+    /// The API's name (`private`, `view`, `public`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DefaultSecurity::Private => "private",
+            DefaultSecurity::View => "view",
+            DefaultSecurity::Public => "public",
+        }
+    }
+
+    /// The access the default gives an account that no entry decides for.
+    pub fn access(self) -> Access {
+        match self {
+            DefaultSecurity::Private => Access::NoAccess,
+            DefaultSecurity::View => Access::Read,
+            DefaultSecurity::Public => Access::ReadWrite,
+        }
+    }
+}
+
+/// How a database combines the entries of an account's several groups on one workspace.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default, Serialize, Deserialize,
+)]
+#[serde(rename_all = "snake_case")]
+pub enum SecurityMode {
+    /// The highest level among the account's groups wins (iManage's default).
+    #[default]
+    Optimistic,
+    /// The lowest level wins, so one `no_access` group entry denies.
+    Pessimistic,
+}
+
+/// One entry of a workspace's security: a user or a group of the workspace's database.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SecurityEntry {
+    /// A user id when `is_group` is false, a group id otherwise.
+    pub id: String,
+    /// Whether `id` names a group.
+    pub is_group: bool,
+    /// The level granted (or denied, for `no_access`).
+    pub access: Access,
+}
+
+/// A workspace with its security.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SimWorkspace {
+    /// The workspace id, `LIBRARY!NUMBER` as iManage writes it (`acme-london!10234`).
+    pub id: String,
+    /// The workspace's name (`Globex - Acquisition of Initech (10234)`).
+    pub name: String,
+    /// What everyone in the database gets when no entry decides.
+    pub default_security: DefaultSecurity,
+    /// The entries, groups first, each ordered by id; a principal appears at most once.
+    pub security: Vec<SecurityEntry>,
+}
+
+/// One database (`customer_id`, a library in the v2 API) with its users, groups and workspaces,
+/// keyed by id.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SimDatabase {
     /// The database's `customer_id` (`acme-london`).
@@ -101,6 +200,9 @@ pub struct SimDatabase {
     pub users: BTreeMap<String, SimUser>,
     /// Groups by id.
     pub groups: BTreeMap<String, SimGroup>,
+    /// Workspaces by id (absent in hand-built firms that have none).
+    #[serde(default)]
+    pub workspaces: BTreeMap<String, SimWorkspace>,
 }
 
 /// Where the generated firm is messy, as a resolver's tests want to know it.
@@ -154,12 +256,44 @@ pub struct Truth {
     /// Where the firm is messy.
     #[serde(default)]
     pub mess: Mess,
+    /// The security mode of every database (a database not listed is optimistic).
+    #[serde(default)]
+    pub security_modes: BTreeMap<String, SecurityMode>,
+    /// The effective access of every account to every workspace it can reach, by the
+    /// documented rule ([`crate::security::effective_access`]): `CUSTOMER_ID/USER_ID` ->
+    /// workspace id -> level. Only levels above `no_access` are listed. Filled by
+    /// [`crate::SimHandle::truth`] (so `/_sim/truth` and `--truth FILE`) from the state as it
+    /// is; empty in a freshly [`generate`]d firm (see [`Firm::access_truth`]).
+    #[serde(default)]
+    pub workspace_access: BTreeMap<String, BTreeMap<String, Access>>,
 }
 
 impl Truth {
     /// The account key used in [`Truth::accounts`]: `CUSTOMER_ID/USER_ID`.
     pub fn account_key(customer_id: &str, user_id: &str) -> String {
         format!("{customer_id}/{user_id}")
+    }
+
+    /// The effective access of an account to a workspace by the documented rule; `None` when
+    /// it has none (the truth lists only levels above `no_access`).
+    pub fn access_of(
+        &self,
+        customer_id: &str,
+        user_id: &str,
+        workspace_id: &str,
+    ) -> Option<Access> {
+        self.workspace_access
+            .get(&Self::account_key(customer_id, user_id))?
+            .get(workspace_id)
+            .copied()
+    }
+
+    /// The security mode of a database (optimistic unless the truth says otherwise).
+    pub fn security_mode(&self, customer_id: &str) -> SecurityMode {
+        self.security_modes
+            .get(customer_id)
+            .copied()
+            .unwrap_or_default()
     }
 
     /// The person an account belongs to, if the simulator knows it.
@@ -193,8 +327,16 @@ impl Truth {
 pub struct Firm {
     /// The databases, in order.
     pub databases: Vec<SimDatabase>,
-    /// Who is who.
+    /// Who is who. [`generate`] leaves `workspace_access` empty; see [`Firm::access_truth`].
     pub truth: Truth,
+}
+
+impl Firm {
+    /// The effective access of every account to every workspace it can reach, by the
+    /// documented rule and the truth's security modes (the `workspace_access` of the truth).
+    pub fn access_truth(&self) -> BTreeMap<String, BTreeMap<String, Access>> {
+        crate::security::access_truth(&self.databases, &self.truth.security_modes)
+    }
 }
 
 /// The customer id of the `index`-th database: `acme-london`, `acme-newyork`, ..., then
@@ -226,6 +368,7 @@ mod streams {
     pub const ACCOUNTS: u64 = 3;
     pub const GROUPS: u64 = 4;
     pub const IDS: u64 = 5;
+    pub const WORKSPACES: u64 = 6;
 }
 
 /// Alphabet of generated ids: lowercase letters and digits without look-alikes.
@@ -1114,6 +1257,7 @@ pub fn generate(spec: &FirmSpec) -> Firm {
     let mut account_rng = Rng::stream(spec.seed, streams::ACCOUNTS);
     let mut group_rng = Rng::stream(spec.seed, streams::GROUPS);
     let mut id_rng = Rng::stream(spec.seed, streams::IDS);
+    let mut workspace_rng = Rng::stream(spec.seed, streams::WORKSPACES);
 
     let mut people = people(spec, &mut people_rng);
     assign_mess(&mut people, spec.databases, &mut special_rng);
@@ -1124,6 +1268,7 @@ pub fn generate(spec: &FirmSpec) -> Firm {
             customer_id: customer_id(i),
             users: BTreeMap::new(),
             groups: BTreeMap::new(),
+            workspaces: BTreeMap::new(),
         })
         .collect();
     let mut truth = Truth {
@@ -1138,6 +1283,8 @@ pub fn generate(spec: &FirmSpec) -> Firm {
             shared_logins,
             ..Mess::default()
         },
+        security_modes: BTreeMap::new(),
+        workspace_access: BTreeMap::new(),
     };
     let made = accounts(
         &people,
@@ -1155,6 +1302,7 @@ pub fn generate(spec: &FirmSpec) -> Firm {
         &mut group_rng,
         &mut id_rng,
     );
+    crate::security::generate(&mut databases, &mut truth, &mut workspace_rng);
 
     let mess = &mut truth.mess;
     for p in &people {

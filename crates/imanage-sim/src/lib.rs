@@ -2,9 +2,12 @@
 //!
 //! It serves the API of `shared/seeds/imanage-work-api-summary.txt` over axum, with its OAuth2
 //! token endpoint, on top of a synthetic firm ([`firm::generate`]) whose ground truth
-//! ([`firm::Truth`]) says which accounts are the same person. Faults, latency, drift (users
-//! added and removed while a crawl pages) and bulk mutations are switched on through
-//! [`SimHandle`] or the `/_sim/` control API. `docs/SIMULATOR.md` is the HTTP contract.
+//! ([`firm::Truth`]) says which accounts are the same person and what every account can reach.
+//! It speaks one of two shapes ([`ApiProfile`]): the summary's v1 (with a documented workspace
+//! extension) or iManage Work's v2 (`/api` discovery, libraries, `X-Auth-Token`, v2 fields and
+//! errors). Faults, latency, drift (users added and removed while a crawl pages) and bulk
+//! mutations are switched on through [`SimHandle`] or the `/_sim/` control API.
+//! `docs/SIMULATOR.md` is the HTTP contract.
 //!
 //! The simulator deliberately shares no code with the `imanage` client crate, so that a
 //! misreading of the API summary in one cannot hide in the other.
@@ -25,6 +28,8 @@ mod control;
 pub mod firm;
 mod names;
 mod rng;
+pub mod security;
+mod v2;
 pub mod world;
 
 pub use world::{Change, MutationReport};
@@ -56,6 +61,9 @@ pub enum Error {
     /// A file was not the JSON expected.
     #[error("JSON error: {0}")]
     Json(#[from] serde_json::Error),
+    /// An API profile other than `v1` or `v2`.
+    #[error("invalid API profile {0:?}: expected v1 or v2")]
+    InvalidApiProfile(String),
 }
 
 /// A registered OAuth2 client: what `--client ID:SECRET:SCOPES` gives.
@@ -116,6 +124,52 @@ impl FromStr for ClientSpec {
     }
 }
 
+/// The shape of the iManage Work API the simulator serves (`idgraph sim --api v1|v2`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ApiProfile {
+    /// The API summary's: `/api/v1/customers/{customer_id}/...`, `Authorization: Bearer`.
+    #[default]
+    V1,
+    /// iManage Work's v2: `GET /api` discovery, then
+    /// `/work/api/v2/customers/{customerId}/libraries/{libraryId}/...` with one customer id for
+    /// the tenant and the databases as libraries; `X-Auth-Token`; v2 field names and errors.
+    V2,
+}
+
+impl ApiProfile {
+    /// `v1` or `v2`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ApiProfile::V1 => "v1",
+            ApiProfile::V2 => "v2",
+        }
+    }
+}
+
+impl FromStr for ApiProfile {
+    type Err = Error;
+
+    /// `v1` or `v2`, in any letter case.
+    fn from_str(s: &str) -> Result<Self, Error> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "v1" => Ok(ApiProfile::V1),
+            "v2" => Ok(ApiProfile::V2),
+            _ => Err(Error::InvalidApiProfile(s.to_string())),
+        }
+    }
+}
+
+impl std::fmt::Display for ApiProfile {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The one customer id of the simulated tenant in the v2 shape (the v1 shape has a customer id
+/// per database instead). `GET /api` reports it as the number 1.
+pub const V2_CUSTOMER_ID: &str = "1";
+
 /// Everything `idgraph sim` configures.
 #[derive(Debug, Clone)]
 pub struct SimConfig {
@@ -127,8 +181,13 @@ pub struct SimConfig {
     pub latency_ms: u64,
     /// Probability that an API call fails with 429, 502, 503 or 504.
     pub fault_rate: f64,
-    /// Lifetime of access tokens.
+    /// Lifetime of access tokens (in the v2 shape: how long a token lives without use).
     pub token_ttl_s: u64,
+    /// The shape of the API served.
+    pub api: ApiProfile,
+    /// In the v1 shape, also serve the workspace endpoints (the simulator's documented
+    /// extension; on by default). Off, they answer 404, as a server without them would.
+    pub v1_workspaces: bool,
 }
 
 impl Default for SimConfig {
@@ -139,6 +198,8 @@ impl Default for SimConfig {
             latency_ms: 0,
             fault_rate: 0.0,
             token_ttl_s: 3600,
+            api: ApiProfile::V1,
+            v1_workspaces: true,
         }
     }
 }
@@ -148,7 +209,8 @@ impl Default for SimConfig {
 pub struct SimStats {
     /// API calls received (whatever their outcome), by kind: `users_list`, `user_get`,
     /// `user_create`, `user_update`, `user_delete`, `groups_list`, `group_get`,
-    /// `members_list`, `member_add`, `member_remove`, and `authorize` for the test login.
+    /// `members_list`, `member_add`, `member_remove`, `workspaces_list`, `workspace_get`,
+    /// `workspace_security`, `discovery` (v2 `GET /api`), and `authorize` for the test login.
     pub calls: BTreeMap<String, u64>,
     /// Faults injected, by kind: `429_retry_after`, `429`, `502`, `503`, `504`.
     pub faults: BTreeMap<String, u64>,
@@ -204,6 +266,8 @@ pub(crate) struct Shared {
     tokens: Mutex<auth::TokenStore>,
     clients: Vec<ClientSpec>,
     token_ttl: Duration,
+    api: ApiProfile,
+    v1_workspaces: bool,
     faults: Mutex<Faults>,
     drift: AtomicU32,
     down: RwLock<HashSet<String>>,
@@ -257,6 +321,8 @@ impl Sim {
             tokens: Mutex::new(auth::TokenStore::default()),
             clients: config.clients,
             token_ttl: Duration::from_secs(config.token_ttl_s),
+            api: config.api,
+            v1_workspaces: config.v1_workspaces,
             faults: Mutex::new(Faults {
                 rate: sane_rate(config.fault_rate),
                 latency_ms: config.latency_ms,
@@ -281,8 +347,36 @@ impl Sim {
     /// The whole HTTP app: the API, the OAuth2 endpoints and `/_sim/`. Pure: no socket, so tests
     /// can drive it with `tower::ServiceExt::oneshot`.
     pub fn router(&self) -> Router {
-        let customer = "/api/v1/customers/{customer_id}";
-        let api = Router::new()
+        let api = match self.shared.api {
+            ApiProfile::V1 => self.v1_routes(),
+            ApiProfile::V2 => v2::routes(),
+        }
+        .route_layer(axum::middleware::from_fn_with_state(
+            self.shared.clone(),
+            api::gate,
+        ));
+        let oauth = Router::new()
+            .route("/auth/oauth2/token", post(auth::token))
+            .route("/auth/oauth2/authorize", get(auth::authorize));
+        let app = Router::new()
+            .merge(api)
+            .merge(oauth)
+            .merge(control::router())
+            .method_not_allowed_fallback(api::method_not_allowed)
+            .fallback(api::not_found);
+        let app = match self.shared.api {
+            ApiProfile::V1 => app,
+            // Every error the API's own code makes is rewritten into the v2 envelope; OAuth2
+            // errors keep RFC 6749's shape, as they do in iManage.
+            ApiProfile::V2 => app.layer(axum::middleware::map_response(v2::error_envelope)),
+        };
+        app.with_state(self.shared.clone())
+    }
+
+    /// The v1 shape: the summary's calls and, unless switched off, the workspace extension.
+    fn v1_routes(&self) -> Router<Arc<Shared>> {
+        let customer = api::V1_PREFIX;
+        let mut routes = Router::new()
             .route(
                 &format!("{customer}/users"),
                 get(api::list_users).post(api::create_user),
@@ -305,21 +399,16 @@ impl Sim {
             .route(
                 &format!("{customer}/groups/{{group_id}}/members/{{user_id}}"),
                 delete(api::remove_member),
-            )
-            .route_layer(axum::middleware::from_fn_with_state(
-                self.shared.clone(),
-                api::gate,
-            ));
-        let oauth = Router::new()
-            .route("/auth/oauth2/token", post(auth::token))
-            .route("/auth/oauth2/authorize", get(auth::authorize));
-        Router::new()
-            .merge(api)
-            .merge(oauth)
-            .merge(control::router())
-            .method_not_allowed_fallback(api::method_not_allowed)
-            .fallback(api::not_found)
-            .with_state(self.shared.clone())
+            );
+        if self.shared.v1_workspaces {
+            routes = routes
+                .route(&format!("{customer}/workspaces"), get(api::list_workspaces))
+                .route(
+                    &format!("{customer}/workspaces/{{workspace_id}}/security"),
+                    get(api::workspace_security),
+                );
+        }
+        routes
     }
 
     /// Serves on a bound listener until the process ends.
@@ -411,9 +500,26 @@ impl std::fmt::Debug for SimHandle {
 impl SimHandle {
     /// The ground truth as it stands now: accounts removed since generation (by drift, mutations
     /// or API deletes) are gone; accounts added by drift and mutations are in; accounts created
-    /// through the API are not (the simulator cannot know whose they are).
+    /// through the API are not (the simulator cannot know whose they are). `workspace_access` is
+    /// computed from the current memberships and security (about a second for 100,000 accounts
+    /// in a debug build; [`SimHandle::databases`] is the cheap way to the database list).
     pub fn truth(&self) -> Truth {
         read(&self.shared.world).current_truth()
+    }
+
+    /// The customer ids (v2: library ids) of every database, in order. Cheaper than
+    /// [`SimHandle::truth`], which computes the access truth of the whole firm.
+    pub fn databases(&self) -> Vec<String> {
+        read(&self.shared.world)
+            .dbs
+            .iter()
+            .map(|s| s.db.customer_id.clone())
+            .collect()
+    }
+
+    /// The shape of the API served.
+    pub fn api(&self) -> ApiProfile {
+        self.shared.api
     }
 
     /// A copy of every database as it is now, for exact comparisons.

@@ -473,6 +473,24 @@ pub(crate) const CODENAMES: &[&str] = &[
     "Fjord", "Harbour", "Indigo", "Kestrel", "Lumen", "Mistral", "Nova",
 ];
 
+/// Kinds of matter, for workspace names (`Globex - Acquisition Financing (10234)`).
+pub(crate) const MATTER_TYPES: &[&str] = &[
+    "Acquisition Financing",
+    "Commercial Litigation",
+    "Employment Advice",
+    "Real Estate Portfolio",
+    "Regulatory Investigation",
+    "Joint Venture",
+    "Patent Dispute",
+    "Restructuring",
+    "Tax Structuring",
+    "Merger Control",
+    "Supply Agreements",
+    "Data Protection Review",
+    "Share Purchase",
+    "Arbitration",
+];
+
 /// Names for groups nobody belongs to any more.
 pub(crate) const EMPTY_GROUP_NAMES: &[&str] = &[
     "Archive - Closed Matters",

@@ -79,6 +79,15 @@ pub enum Change {
         /// The former member.
         user_id: String,
     },
+    /// A deleted user's own entry was taken off a workspace's security.
+    WorkspaceEntryRemoved {
+        /// The customer id.
+        database: String,
+        /// The workspace.
+        workspace_id: String,
+        /// The former user.
+        user_id: String,
+    },
 }
 
 /// Everything one call of [`crate::SimHandle::mutate`] changed, in the order it was applied.
@@ -110,6 +119,7 @@ impl Change {
             Change::UserReactivated { .. } => "user_reactivated",
             Change::MemberAdded { .. } => "member_added",
             Change::MemberRemoved { .. } => "member_removed",
+            Change::WorkspaceEntryRemoved { .. } => "workspace_entry_removed",
         }
     }
 }
@@ -200,8 +210,9 @@ impl DbState {
         true
     }
 
-    /// Removes a user and its memberships; returns it and the groups it was in.
-    pub fn remove_user(&mut self, user_id: &str) -> Option<(SimUser, Vec<String>)> {
+    /// Removes a user, its memberships and its own workspace security entries; returns it, the
+    /// groups it was in and the workspaces whose security named it.
+    pub fn remove_user(&mut self, user_id: &str) -> Option<(SimUser, Vec<String>, Vec<String>)> {
         let user = self.db.users.remove(user_id)?;
         let groups: Vec<String> = self
             .user_groups
@@ -213,7 +224,17 @@ impl DbState {
                 group.members.remove(user_id);
             }
         }
-        Some((user, groups))
+        // A deleted account cannot keep an entry: the security list would name nobody. A scan
+        // is enough at the sizes simulated (hundreds of workspaces, a few entries each).
+        let mut workspaces = Vec::new();
+        for ws in self.db.workspaces.values_mut() {
+            let before = ws.security.len();
+            ws.security.retain(|e| e.is_group || e.id != user_id);
+            if ws.security.len() != before {
+                workspaces.push(ws.id.clone());
+            }
+        }
+        Some((user, groups, workspaces))
     }
 }
 
@@ -251,7 +272,11 @@ impl World {
             persons: firm.truth.accounts.values().cloned().collect(),
             next_person: 0,
             firm_domains,
-            truth: firm.truth,
+            truth: Truth {
+                // Access changes with every membership; it is computed when asked for.
+                workspace_access: BTreeMap::new(),
+                ..firm.truth
+            },
             drift_rng: Rng::stream(seed, 0xD21F7),
             id_rng: Rng::stream(seed, 0x1D5),
         };
@@ -432,7 +457,7 @@ impl World {
         let Some(state) = self.dbs.get_mut(d) else {
             return false;
         };
-        let Some((_, groups)) = state.remove_user(user_id) else {
+        let Some((_, groups, workspaces)) = state.remove_user(user_id) else {
             return false;
         };
         let database = state.db.customer_id.clone();
@@ -449,6 +474,13 @@ impl World {
             out.push(Change::MemberRemoved {
                 database: database.clone(),
                 group_id,
+                user_id: user_id.to_string(),
+            });
+        }
+        for workspace_id in workspaces {
+            out.push(Change::WorkspaceEntryRemoved {
+                database: database.clone(),
+                workspace_id,
                 user_id: user_id.to_string(),
             });
         }
@@ -800,9 +832,12 @@ impl World {
         }
     }
 
-    /// The truth as it stands: accounts removed since generation are gone from it.
+    /// The truth as it stands: accounts removed since generation are gone from it, and the
+    /// access truth follows the current memberships and security.
     pub fn current_truth(&self) -> Truth {
         let mut truth = self.truth.clone();
+        truth.workspace_access =
+            crate::security::access_truth(self.dbs.iter().map(|s| &s.db), &truth.security_modes);
         let accounts = &truth.accounts;
         let keep = |list: &mut Vec<String>| list.retain(|k| accounts.contains_key(k));
         let mess = &mut truth.mess;

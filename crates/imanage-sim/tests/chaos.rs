@@ -333,6 +333,18 @@ fn apply(before: &[SimDatabase], report: &MutationReport) -> Vec<SimDatabase> {
                 let g = dbs[d].groups.get_mut(group_id).expect("group");
                 assert!(g.members.remove(user_id));
             }
+            Change::WorkspaceEntryRemoved {
+                database,
+                workspace_id,
+                user_id,
+            } => {
+                let d = find(&mut dbs, database);
+                assert!(!dbs[d].users.contains_key(user_id), "only deleted users");
+                let ws = dbs[d].workspaces.get_mut(workspace_id).expect("workspace");
+                let before = ws.security.len();
+                ws.security.retain(|e| e.is_group || &e.id != user_id);
+                assert_eq!(ws.security.len(), before - 1);
+            }
         }
     }
     dbs

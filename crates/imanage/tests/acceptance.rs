@@ -27,6 +27,7 @@ async fn five_databases_of_20000_users_under_faults_and_short_tokens() {
         latency_ms: 0,
         fault_rate: 0.10,
         token_ttl_s: 5,
+        ..SimConfig::default()
     })
     .await;
     let generated = started.elapsed();

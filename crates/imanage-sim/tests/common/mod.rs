@@ -193,6 +193,7 @@ pub fn exact_firm(dbs: &[(&str, usize, usize)]) -> Firm {
                 customer_id: customer.to_string(),
                 users,
                 groups: BTreeMap::from([(group.id.clone(), group)]),
+                workspaces: BTreeMap::new(),
             }
         })
         .collect();

@@ -114,6 +114,7 @@ pub fn exact_firm(users: &[usize], members: usize) -> Firm {
                 customer_id: name,
                 users,
                 groups,
+                workspaces: BTreeMap::new(),
             }
         })
         .collect();
