@@ -54,6 +54,11 @@ impl Bearer {
         format!("Bearer {}", self.token.access.expose_secret())
     }
 
+    /// The bare token, as the v2 profile's `X-Auth-Token` header carries it.
+    pub(crate) fn token_value(&self) -> String {
+        self.token.access.expose_secret().to_string()
+    }
+
     pub(crate) fn generation(&self) -> u64 {
         self.token.generation
     }

@@ -2,21 +2,24 @@
 //! 401, and the calls of the API summary on top.
 
 use crate::auth::{Auth, Bearer, PendingAuthorization};
-use crate::config::ClientConfig;
+use crate::config::{ApiProfile, ClientConfig};
 use crate::error::{short, Error, Result};
-use crate::models::{decode_one, AddOutcome, Group, Member, NewUser, Removal, User, UserPatch};
+use crate::models::{
+    decode_discovery, decode_one, decode_user, AddOutcome, Discovery, Group, Member, NewUser,
+    Removal, User, UserPatch, Workspace, WorkspaceListing, WorkspaceSecurity,
+};
 use crate::pagination::{pages, Page};
 use crate::retry::{backoff, parse_retry_after, RetryCause};
 use crate::stats::{ClientStats, Stats};
 use futures::{Stream, StreamExt};
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
-use reqwest::header::{HeaderValue, ACCEPT, AUTHORIZATION, CONTENT_TYPE, RETRY_AFTER};
+use reqwest::header::{HeaderName, HeaderValue, ACCEPT, AUTHORIZATION, CONTENT_TYPE, RETRY_AFTER};
 use reqwest::{Method, StatusCode};
 use serde_json::Value;
 use std::num::NonZeroU32;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
-use tokio::sync::Semaphore;
+use tokio::sync::{OnceCell, Semaphore};
 use tracing::{debug, instrument, warn, Span};
 use url::Url;
 
@@ -43,7 +46,12 @@ pub(crate) struct Inner {
     permits: Semaphore,
     limiter: Option<DefaultDirectRateLimiter>,
     stats: Arc<Stats>,
+    /// The v2 profile's discovery, made once on the first call that needs the customer id.
+    discovery: OnceCell<Discovery>,
 }
+
+/// The header that carries the token in the v2 profile.
+const X_AUTH_TOKEN: HeaderName = HeaderName::from_static("x-auth-token");
 
 /// One API request, ready to be sent as often as needed.
 pub(crate) struct Call {
@@ -107,8 +115,9 @@ fn check_segment(what: &str, value: &str) -> Result<()> {
     Ok(())
 }
 
-/// The `(code, message)` of an error body: the API's `{"error": {"code", "message"}}`, an
-/// OAuth2-style `{"error", "error_description"}`, or a bare `{"message"}`.
+/// The `(code, message)` of an error body: the API's `{"error": {"code", "message"}}`, the v2
+/// profile's `{"error": {"code", "code_message", "messages": [...]}}`, an OAuth2-style
+/// `{"error", "error_description"}`, or a bare `{"message"}`.
 fn error_details(status: StatusCode, body: &[u8]) -> (Option<String>, String) {
     let reason = || status.canonical_reason().unwrap_or("error").to_string();
     let Ok(Value::Object(map)) = serde_json::from_slice::<Value>(body) else {
@@ -116,10 +125,21 @@ fn error_details(status: StatusCode, body: &[u8]) -> (Option<String>, String) {
     };
     let text = |v: Option<&Value>| v.and_then(Value::as_str).map(short);
     match map.get("error") {
-        Some(Value::Object(e)) => (
-            text(e.get("code")),
-            text(e.get("message")).unwrap_or_else(reason),
-        ),
+        Some(Value::Object(e)) => {
+            let messages = e
+                .get("messages")
+                .and_then(Value::as_array)
+                .map(|m| m.iter().filter_map(Value::as_str).collect::<Vec<_>>())
+                .filter(|m| !m.is_empty())
+                .map(|m| short(&m.join("; ")));
+            (
+                text(e.get("code")),
+                text(e.get("message"))
+                    .or(messages)
+                    .or_else(|| text(e.get("code_message")))
+                    .unwrap_or_else(reason),
+            )
+        }
         Some(Value::String(code)) => (
             Some(short(code)),
             text(map.get("error_description")).unwrap_or_else(reason),
@@ -157,13 +177,18 @@ fn success(reply: Reply, attempts: u32) -> Result<Reply> {
     }
 }
 
-/// The `Authorization` header for `bearer`, marked sensitive so no Debug print shows it.
-fn auth_header(bearer: &Bearer) -> Result<HeaderValue> {
-    let mut value = HeaderValue::from_str(&bearer.header_value()).map_err(|_| Error::Auth {
+/// The header that carries `bearer` in the profile (`Authorization: Bearer` in v1,
+/// `X-Auth-Token` in v2), marked sensitive so no Debug print shows it.
+fn auth_header(bearer: &Bearer, api: ApiProfile) -> Result<(HeaderName, HeaderValue)> {
+    let (name, text) = match api {
+        ApiProfile::V1 => (AUTHORIZATION, bearer.header_value()),
+        ApiProfile::V2 => (X_AUTH_TOKEN, bearer.token_value()),
+    };
+    let mut value = HeaderValue::from_str(&text).map_err(|_| Error::Auth {
         message: "the access token is not a valid header value".into(),
     })?;
     value.set_sensitive(true);
-    Ok(value)
+    Ok((name, value))
 }
 
 /// A reqwest error as text: it and its causes, without the URL.
@@ -205,6 +230,7 @@ impl Client {
                 auth,
                 limiter,
                 stats,
+                discovery: OnceCell::new(),
             }),
         })
     }
@@ -245,8 +271,26 @@ impl Client {
             .await
     }
 
-    /// Builds a request to `api/v1/customers/{customer}/{segments...}?{query}`.
-    pub(crate) fn call(
+    /// The API profile the client speaks.
+    pub fn api(&self) -> ApiProfile {
+        self.inner.config.api
+    }
+
+    /// `base_url` with `segments` appended.
+    fn url(&self, segments: &[&str]) -> Result<Url> {
+        let mut url = self.inner.config.base_url.clone();
+        url.path_segments_mut()
+            .map_err(|()| Error::Config("base_url cannot be a base".into()))?
+            .pop_if_empty()
+            .extend(segments);
+        Ok(url)
+    }
+
+    /// Builds a request to one database's `{segments...}?{query}`: below
+    /// `api/v1/customers/{customer}` in the v1 profile, below
+    /// `work/api/v2/customers/{customerId}/libraries/{customer}` in the v2 profile (whose
+    /// customer id comes from discovery, made on first use).
+    pub(crate) async fn call(
         &self,
         customer: &str,
         method: Method,
@@ -258,11 +302,24 @@ impl Client {
         for s in segments {
             check_segment("an id", s)?;
         }
-        let mut url = self.inner.config.base_url.clone();
+        let mut url = match self.api() {
+            ApiProfile::V1 => self.url(&["api", "v1", "customers", customer])?,
+            ApiProfile::V2 => {
+                let tenant = &self.discovered().await?.customer_id;
+                check_segment("the discovered customer id", tenant)?;
+                self.url(&[
+                    "work",
+                    "api",
+                    "v2",
+                    "customers",
+                    tenant,
+                    "libraries",
+                    customer,
+                ])?
+            }
+        };
         url.path_segments_mut()
             .map_err(|()| Error::Config("base_url cannot be a base".into()))?
-            .pop_if_empty()
-            .extend(["api", "v1", "customers", customer])
             .extend(segments);
         if !query.is_empty() {
             url.query_pairs_mut().extend_pairs(query);
@@ -273,6 +330,49 @@ impl Client {
             url,
             body,
         })
+    }
+
+    /// The discovery, made once and shared by every clone of this client.
+    async fn discovered(&self) -> Result<&Discovery> {
+        self.inner
+            .discovery
+            .get_or_try_init(|| self.fetch_discovery())
+            .await
+    }
+
+    /// `GET api`: the tenant's customer id and libraries, as the signed-in caller sees them.
+    #[instrument(level = "debug", skip(self))]
+    async fn fetch_discovery(&self) -> Result<Discovery> {
+        let call = Call {
+            // Not any one database's call: counted in the totals only.
+            customer: String::new(),
+            method: Method::GET,
+            url: self.url(&["api"])?,
+            body: None,
+        };
+        let reply = self.read(&call, &mut Attempts::default()).await?;
+        decode_discovery(&reply.body)
+    }
+
+    /// `GET api` (the v2 profile's discovery): the libraries (databases) the signed-in caller
+    /// may use, by alias, in the server's order. Asks the server each time (and keeps the first
+    /// answer's customer id for the v2 paths). A v1 server has no such call ([`Error::NotFound`]).
+    pub async fn discover_libraries(&self) -> Result<Vec<String>> {
+        let discovery = self.fetch_discovery().await?;
+        // Only the first discovery sets the customer id: it does not change under a tenant.
+        let _ = self.inner.discovery.set(discovery.clone());
+        Ok(discovery.libraries)
+    }
+
+    /// The error for a call the configured profile does not offer.
+    fn v1_only(&self, call: &'static str) -> Result<()> {
+        match self.api() {
+            ApiProfile::V1 => Ok(()),
+            profile => Err(Error::Unsupported {
+                call,
+                profile: profile.as_str(),
+            }),
+        }
     }
 
     /// Sends `call` until it gets an answer worth returning: retries 429/502/503/504, timeouts
@@ -302,7 +402,9 @@ impl Client {
                 bearer = newer;
             }
             st.attempts += 1;
-            let result = self.attempt(call, auth_header(&bearer)?, st.attempts).await;
+            let result = self
+                .attempt(call, auth_header(&bearer, self.api())?, st.attempts)
+                .await;
             drop(permit);
             let failure = match result {
                 Ok(reply) if reply.status == StatusCode::UNAUTHORIZED => {
@@ -395,14 +497,14 @@ impl Client {
     async fn attempt(
         &self,
         call: &Call,
-        auth: HeaderValue,
+        (auth_name, auth): (HeaderName, HeaderValue),
         attempt: u32,
     ) -> std::result::Result<Reply, Failure> {
         let mut request = self
             .inner
             .http
             .request(call.method.clone(), call.url.clone())
-            .header(AUTHORIZATION, auth)
+            .header(auth_name, auth)
             .header(ACCEPT, "application/json");
         if let Some(body) = &call.body {
             request = request
@@ -487,9 +589,11 @@ impl Client {
     /// `GET users/{user_id}`.
     #[instrument(level = "debug", skip(self), fields(customer_id = %customer_id))]
     pub async fn get_user(&self, customer_id: &str, user_id: &str) -> Result<User> {
-        let call = self.call(customer_id, Method::GET, &["users", user_id], &[], None)?;
+        let call = self
+            .call(customer_id, Method::GET, &["users", user_id], &[], None)
+            .await?;
         let reply = self.read(&call, &mut Attempts::default()).await?;
-        decode_one(&reply.body)
+        decode_user(&reply.body, self.api())
     }
 
     /// Every user of the database, a page at a time.
@@ -522,10 +626,55 @@ impl Client {
         )
     }
 
+    /// Every workspace of the database, a page at a time, or a single
+    /// [`WorkspaceListing::NotOffered`] when a v1 server has no workspace endpoints (404 to
+    /// the first page; an unknown customer shows on its users list instead). In the v2
+    /// profile a 404 is an error like any other.
+    pub fn list_workspaces(
+        &self,
+        customer_id: &str,
+    ) -> impl Stream<Item = Result<WorkspaceListing>> + Send + 'static {
+        let v1 = self.api() == ApiProfile::V1;
+        let pages = pages::<Workspace>(self.clone(), customer_id, &["workspaces"], Vec::new());
+        pages.enumerate().map(move |(i, page)| match page {
+            Ok(page) => Ok(WorkspaceListing::Page(page)),
+            Err(e) if v1 && i == 0 && e.is_not_found() => Ok(WorkspaceListing::NotOffered),
+            Err(e) => Err(e),
+        })
+    }
+
+    /// `GET workspaces/{workspace_id}/security`: the workspace's default security and entries.
+    pub fn get_workspace_security(
+        &self,
+        customer_id: &str,
+        workspace_id: &str,
+    ) -> impl std::future::Future<Output = Result<WorkspaceSecurity>> + Send + 'static {
+        let client = self.clone();
+        let customer_id = customer_id.to_string();
+        let workspace_id = workspace_id.to_string();
+        async move {
+            let call = client
+                .call(
+                    &customer_id,
+                    Method::GET,
+                    &["workspaces", &workspace_id, "security"],
+                    &[],
+                    None,
+                )
+                .await?;
+            let mut st = Attempts::default();
+            let reply = client.read(&call, &mut st).await?;
+            let mut security: WorkspaceSecurity = decode_one(&reply.body)?;
+            security.attempts = st.attempts;
+            Ok(security)
+        }
+    }
+
     /// `GET users?login_name=`: the users of the database with that login, compared without
-    /// regard to case (as iManage does). Usually none or one.
+    /// regard to case (as iManage does). Usually none or one. v1 only.
     #[instrument(level = "debug", skip(self), fields(customer_id = %customer_id))]
     pub async fn find_users_by_login(&self, customer_id: &str, login: &str) -> Result<Vec<User>> {
+        self.v1_only("find_users_by_login")?;
         let wanted = login.trim().to_lowercase();
         let mut stream = std::pin::pin!(pages::<User>(
             self.clone(),
@@ -551,9 +700,12 @@ impl Client {
     /// there with the details sent, [`Error::Conflict`] if another account holds the login.
     #[instrument(level = "info", skip(self, user), fields(customer_id = %customer_id, login = %user.login_name))]
     pub async fn create_user(&self, customer_id: &str, user: &NewUser) -> Result<User> {
+        self.v1_only("create_user")?;
         let body = serde_json::to_vec(user)
             .map_err(|e| Error::InvalidInput(format!("cannot serialize the user: {e}")))?;
-        let call = self.call(customer_id, Method::POST, &["users"], &[], Some(body))?;
+        let call = self
+            .call(customer_id, Method::POST, &["users"], &[], Some(body))
+            .await?;
         let mut st = Attempts::default();
         loop {
             match self.exchange(&call, &mut st, OnUnknown::Report).await? {
@@ -614,15 +766,18 @@ impl Client {
         user_id: &str,
         patch: &UserPatch,
     ) -> Result<User> {
+        self.v1_only("update_user")?;
         let body = serde_json::to_vec(patch)
             .map_err(|e| Error::InvalidInput(format!("cannot serialize the patch: {e}")))?;
-        let call = self.call(
-            customer_id,
-            Method::PATCH,
-            &["users", user_id],
-            &[],
-            Some(body),
-        )?;
+        let call = self
+            .call(
+                customer_id,
+                Method::PATCH,
+                &["users", user_id],
+                &[],
+                Some(body),
+            )
+            .await?;
         let reply = self.read(&call, &mut Attempts::default()).await?;
         if reply.body.iter().all(u8::is_ascii_whitespace) {
             // A 204 (or an empty 200): fetch the result.
@@ -635,7 +790,10 @@ impl Client {
     /// answer is checked with a GET before the delete is repeated.
     #[instrument(level = "info", skip(self), fields(customer_id = %customer_id))]
     pub async fn delete_user(&self, customer_id: &str, user_id: &str) -> Result<Removal> {
-        let call = self.call(customer_id, Method::DELETE, &["users", user_id], &[], None)?;
+        self.v1_only("delete_user")?;
+        let call = self
+            .call(customer_id, Method::DELETE, &["users", user_id], &[], None)
+            .await?;
         let mut st = Attempts::default();
         loop {
             match self.exchange(&call, &mut st, OnUnknown::Report).await? {
@@ -670,16 +828,19 @@ impl Client {
         group_id: &str,
         user_id: &str,
     ) -> Result<AddOutcome> {
+        self.v1_only("add_member")?;
         check_segment("user_id", user_id)?;
         let body = serde_json::to_vec(&serde_json::json!({ "user_id": user_id }))
             .map_err(|e| Error::InvalidInput(format!("cannot serialize the member: {e}")))?;
-        let call = self.call(
-            customer_id,
-            Method::POST,
-            &["groups", group_id, "members"],
-            &[],
-            Some(body),
-        )?;
+        let call = self
+            .call(
+                customer_id,
+                Method::POST,
+                &["groups", group_id, "members"],
+                &[],
+                Some(body),
+            )
+            .await?;
         let mut st = Attempts::default();
         loop {
             match self.exchange(&call, &mut st, OnUnknown::Report).await? {
@@ -727,13 +888,16 @@ impl Client {
         group_id: &str,
         user_id: &str,
     ) -> Result<Removal> {
-        let call = self.call(
-            customer_id,
-            Method::DELETE,
-            &["groups", group_id, "members", user_id],
-            &[],
-            None,
-        )?;
+        self.v1_only("remove_member")?;
+        let call = self
+            .call(
+                customer_id,
+                Method::DELETE,
+                &["groups", group_id, "members", user_id],
+                &[],
+                None,
+            )
+            .await?;
         let mut st = Attempts::default();
         loop {
             match self.exchange(&call, &mut st, OnUnknown::Report).await? {
@@ -779,6 +943,20 @@ mod tests {
         assert_eq!(
             error_details(s, br#"{"message": "nope"}"#),
             (None, "nope".into())
+        );
+        assert_eq!(
+            error_details(
+                s,
+                br#"{"error": {"code": "FORBIDDEN", "code_message": "Denied.", "messages": ["needs admin", "really"]}}"#
+            ),
+            (Some("FORBIDDEN".into()), "needs admin; really".into())
+        );
+        assert_eq!(
+            error_details(
+                s,
+                br#"{"error": {"code": "FORBIDDEN", "code_message": "Denied.", "messages": []}}"#
+            ),
+            (Some("FORBIDDEN".into()), "Denied.".into())
         );
         assert_eq!(error_details(s, b"<html>"), (None, "Forbidden".into()));
     }

@@ -32,13 +32,49 @@ impl Default for RetryPolicy {
     }
 }
 
+/// Which shape of the iManage Work API a deployment speaks. Chosen per deployment; everything
+/// above the client sees the same [`crate::Directory`] either way.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum ApiProfile {
+    /// The API summary's: `api/v1/customers/{customer_id}/...`, paged with `start_index` and
+    /// `max_results`, the token in `Authorization: Bearer`. Workspace security is read where the
+    /// server offers it (`.../workspaces`), and is "not offered" where it answers 404.
+    #[default]
+    V1,
+    /// iManage Work's v2: `GET api` discovers the tenant's customer id and its libraries (the
+    /// databases); the API lives at `work/api/v2/customers/{customerId}/libraries/{library}/...`,
+    /// paged with `offset`, `limit` and `total=true`, the token in `X-Auth-Token`. The v2
+    /// profile reads (users, groups, members, workspaces and their security); the write calls
+    /// are v1 only and answer [`Error::Unsupported`].
+    V2,
+}
+
+impl ApiProfile {
+    /// `v1` or `v2`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ApiProfile::V1 => "v1",
+            ApiProfile::V2 => "v2",
+        }
+    }
+}
+
+impl std::fmt::Display for ApiProfile {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// Everything a [`crate::Client`] needs.
 #[derive(Debug, Clone)]
 pub struct ClientConfig {
-    /// The base of the deployment, e.g. `https://acme.imanage.work`. The API lives below it at
-    /// `api/v1/customers/...` and the token endpoint at `auth/oauth2/token`; a path in the base
-    /// (`https://host/imanage/`) is kept as a prefix.
+    /// The base of the deployment, e.g. `https://acme.imanage.work` or
+    /// `https://cloudimanage.com`. The API lives below it (`api/v1/customers/...` or, in the v2
+    /// profile, `work/api/v2/customers/...`) and the token endpoint at `auth/oauth2/token`; a
+    /// path in the base (`https://host/imanage/`) is kept as a prefix.
     pub base_url: url::Url,
+    /// The shape of the API the deployment speaks.
+    pub api: ApiProfile,
     /// The OAuth2 client id registered in Control Center.
     pub client_id: String,
     /// The OAuth2 client secret (never printed).
@@ -71,6 +107,7 @@ impl Default for ClientConfig {
         Self {
             base_url: url::Url::parse("http://127.0.0.1:9000/")
                 .unwrap_or_else(|_| unreachable!("a valid literal URL")),
+            api: ApiProfile::V1,
             client_id: String::new(),
             client_secret: SecretString::from(""),
             scopes: Vec::new(),

@@ -91,6 +91,15 @@ pub enum Error {
     /// An invalid [`crate::ClientConfig`], or an authorization flow used out of order.
     #[error("invalid configuration: {0}")]
     Config(String),
+
+    /// A call the configured API profile does not offer (the v2 profile's writes).
+    #[error("{call} is not available in the {profile} API profile")]
+    Unsupported {
+        /// The call, e.g. `create_user`.
+        call: &'static str,
+        /// The profile, `v1` or `v2`.
+        profile: &'static str,
+    },
 }
 
 impl Error {

@@ -104,6 +104,36 @@ pub(crate) fn string_list<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>
     }
 }
 
+/// A word of an enumeration as servers write it: any letter case, `-` or a space for `_`.
+fn enum_word(v: Value) -> Result<Option<String>, &'static str> {
+    match v {
+        Value::Null => Ok(None),
+        Value::String(s) if s.trim().is_empty() => Ok(None),
+        Value::String(s) => Ok(Some(s.trim().to_ascii_lowercase().replace(['-', ' '], "_"))),
+        _ => Err("expected a string"),
+    }
+}
+
+/// A workspace access level: `no_access`, `read`, `read_write` or `full_access`.
+pub(crate) fn access<'de, D: Deserializer<'de>>(d: D) -> Result<model::Access, D::Error> {
+    let word = enum_word(Value::deserialize(d)?).map_err(D::Error::custom)?;
+    word.as_deref()
+        .and_then(model::Access::parse)
+        .ok_or_else(|| D::Error::custom("expected one of no_access, read, read_write, full_access"))
+}
+
+/// An optional default security: `private`, `view` or `public`.
+pub(crate) fn opt_default_security<'de, D: Deserializer<'de>>(
+    d: D,
+) -> Result<Option<model::DefaultSecurity>, D::Error> {
+    match enum_word(Value::deserialize(d)?).map_err(D::Error::custom)? {
+        None => Ok(None),
+        Some(word) => model::DefaultSecurity::parse(&word)
+            .map(Some)
+            .ok_or_else(|| D::Error::custom("expected one of private, view, public")),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -145,6 +175,38 @@ mod tests {
 
         let z = t(json!({"id": "u"})).expect("absent");
         assert_eq!((z.s, z.b, z.n, z.l.len()), (None, None, None, 0));
+    }
+
+    #[derive(Deserialize, Debug)]
+    struct Sec {
+        #[serde(deserialize_with = "access")]
+        a: model::Access,
+        #[serde(default, deserialize_with = "opt_default_security")]
+        d: Option<model::DefaultSecurity>,
+    }
+
+    #[test]
+    fn security_words_in_any_case_and_separator() {
+        let s: Sec = serde_json::from_value(json!({"a": "Read-Write", "d": "PUBLIC"})).expect("ok");
+        assert_eq!(
+            (s.a, s.d),
+            (
+                model::Access::ReadWrite,
+                Some(model::DefaultSecurity::Public)
+            )
+        );
+        let s: Sec = serde_json::from_value(json!({"a": "no access", "d": null})).expect("ok");
+        assert_eq!((s.a, s.d), (model::Access::NoAccess, None));
+        for bad in [
+            json!({"a": "hunter2"}),
+            json!({"a": 3}),
+            json!({"a": "read", "d": "hunter2"}),
+        ] {
+            let err = serde_json::from_value::<Sec>(bad)
+                .expect_err("refused")
+                .to_string();
+            assert!(!err.contains("hunter2"), "{err}");
+        }
     }
 
     #[test]

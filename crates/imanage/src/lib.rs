@@ -1,11 +1,19 @@
 //! A typed client for the iManage Work REST API, as `shared/seeds/imanage-work-api-summary.txt`
-//! describes it.
+//! describes it (the v1 profile) and as iManage Work's v2 API shapes it (the v2 profile,
+//! [`ApiProfile`]); everything above the client sees one [`Directory`] either way.
 //!
 //! - **OAuth2** at `/auth/oauth2/token`: client credentials, authorization code with PKCE
 //!   ([`Client::begin_authorization`]), refresh tokens. One token per client, renewed before it
-//!   expires and once on a 401; concurrent requests share one renewal.
+//!   expires and once on a 401; concurrent requests share one renewal. The token goes in
+//!   `Authorization: Bearer` (v1) or `X-Auth-Token` (v2).
 //! - **Every call of the summary** under `/api/v1/customers/{customer_id}`: users (list, get,
 //!   find by login, create, update, delete), groups (list), group members (list, add, remove).
+//! - **Workspaces and their security** where the deployment offers them; a v1 server without
+//!   them is [`WorkspaceListing::NotOffered`], not an error.
+//! - **The v2 profile**: discovery of the tenant's customer id and libraries at `GET /api`
+//!   ([`Client::discover_libraries`]), the reads under
+//!   `/work/api/v2/customers/{customerId}/libraries/{library}`, v2 field names mapped onto the
+//!   same [`User`] and [`Group`]. Writes are v1 only ([`Error::Unsupported`]).
 //! - **Offset pagination** as a [`Stream`] of [`Page`]s that always ends.
 //! - **Retries** with exponential backoff and full jitter on 429, 502, 503, 504, timeouts and
 //!   connection errors, honouring `Retry-After`. Writes whose outcome is unknown are checked
@@ -45,17 +53,21 @@ mod stats;
 
 pub use auth::PendingAuthorization;
 pub use client::Client;
-pub use config::{ClientConfig, RetryPolicy, MAX_PAGE_SIZE};
+pub use config::{ApiProfile, ClientConfig, RetryPolicy, MAX_PAGE_SIZE};
 pub use error::{Error, Result};
-pub use models::{AddOutcome, Group, Member, NewUser, Removal, User, UserPatch};
+pub use models::{
+    AddOutcome, Discovery, Group, Member, NewUser, Removal, SecurityMember, User, UserPatch,
+    Workspace, WorkspaceListing, WorkspaceSecurity,
+};
 pub use pagination::Page;
 pub use retry::RetryCause;
 pub use stats::{CallStats, ClientStats, RetryCounts};
 
 use futures::Stream;
+use std::future::Future;
 
 /// The read side of the API that a harvest needs, so the harvester can be driven by a fake in
-/// unit tests. [`Client`] implements it.
+/// unit tests. [`Client`] implements it, in either profile.
 pub trait Directory: Send + Sync {
     /// Every user of one database, page by page.
     fn users(&self, customer_id: &str) -> impl Stream<Item = Result<Page<User>>> + Send + '_;
@@ -69,6 +81,20 @@ pub trait Directory: Send + Sync {
         customer_id: &str,
         group_id: &str,
     ) -> impl Stream<Item = Result<Page<Member>>> + Send + '_;
+
+    /// Every workspace of one database, page by page; or a single
+    /// [`WorkspaceListing::NotOffered`] when the deployment has no workspace security to read.
+    fn workspaces(
+        &self,
+        customer_id: &str,
+    ) -> impl Stream<Item = Result<WorkspaceListing>> + Send + '_;
+
+    /// The security of one workspace: its default and its entries.
+    fn workspace_security(
+        &self,
+        customer_id: &str,
+        workspace_id: &str,
+    ) -> impl Future<Output = Result<WorkspaceSecurity>> + Send + '_;
 }
 
 impl Directory for Client {
@@ -86,5 +112,20 @@ impl Directory for Client {
         group_id: &str,
     ) -> impl Stream<Item = Result<Page<Member>>> + Send + '_ {
         self.list_group_members(customer_id, group_id)
+    }
+
+    fn workspaces(
+        &self,
+        customer_id: &str,
+    ) -> impl Stream<Item = Result<WorkspaceListing>> + Send + '_ {
+        self.list_workspaces(customer_id)
+    }
+
+    fn workspace_security(
+        &self,
+        customer_id: &str,
+        workspace_id: &str,
+    ) -> impl Future<Output = Result<WorkspaceSecurity>> + Send + '_ {
+        self.get_workspace_security(customer_id, workspace_id)
     }
 }

@@ -6,8 +6,10 @@
 //! server should never send is dropped on arrival, so it cannot reach a log, the store or a
 //! Debug print.
 
+use crate::config::ApiProfile;
 use crate::error::{decode_error, Error, Result};
 use crate::lenient;
+use crate::pagination::Page;
 use secrecy::{ExposeSecret, SecretString};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize, Serializer};
@@ -222,6 +224,9 @@ struct MemberWire {
     id: Option<String>,
     #[serde(default, deserialize_with = "lenient::opt_string")]
     login_name: Option<String>,
+    /// The v2 name of the login.
+    #[serde(default, deserialize_with = "lenient::opt_string")]
+    user_id_ex: Option<String>,
     #[serde(default, deserialize_with = "lenient::opt_string")]
     email: Option<String>,
     #[serde(flatten)]
@@ -238,7 +243,7 @@ impl TryFrom<MemberWire> for Member {
             .ok_or("a member needs a user_id (or an id)")?;
         Ok(Member {
             user_id,
-            login_name: w.login_name,
+            login_name: w.login_name.or(w.user_id_ex),
             email: w.email,
             extra: w.extra,
             raw: Value::Null,
@@ -259,6 +264,341 @@ impl Member {
             user_id: self.user_id,
         }
     }
+}
+
+/// A v2 user object. It becomes a [`User`] as soon as it is decoded, so that everything above
+/// the client sees one shape: `user_id_ex` is the login (or, when a server leaves it out, `id`,
+/// which real v2 servers set to the login), `full_name` the display name, `allow_logon` is
+/// `active`, `is_external` gives `user_type` (`external` or `full`), `preferred_library` the
+/// default database and `create_date` the creation date. `first_name`, `last_name`,
+/// `department`, `title` and `groups` are read under their v1 names when a server sends them.
+#[derive(Deserialize)]
+pub(crate) struct UserV2 {
+    #[serde(deserialize_with = "lenient::string")]
+    id: String,
+    #[serde(default, deserialize_with = "lenient::opt_string")]
+    user_id_ex: Option<String>,
+    #[serde(default, deserialize_with = "lenient::opt_string")]
+    full_name: Option<String>,
+    #[serde(default, deserialize_with = "lenient::opt_string")]
+    first_name: Option<String>,
+    #[serde(default, deserialize_with = "lenient::opt_string")]
+    last_name: Option<String>,
+    #[serde(default, deserialize_with = "lenient::opt_string")]
+    email: Option<String>,
+    #[serde(default, deserialize_with = "lenient::opt_bool")]
+    is_external: Option<bool>,
+    #[serde(default, deserialize_with = "lenient::opt_bool")]
+    allow_logon: Option<bool>,
+    #[serde(default, deserialize_with = "lenient::opt_string")]
+    preferred_library: Option<String>,
+    #[serde(default, deserialize_with = "lenient::opt_string")]
+    phone: Option<String>,
+    #[serde(default, deserialize_with = "lenient::opt_string")]
+    department: Option<String>,
+    #[serde(default, deserialize_with = "lenient::opt_string")]
+    title: Option<String>,
+    #[serde(default, deserialize_with = "lenient::opt_string")]
+    create_date: Option<String>,
+    #[serde(default, deserialize_with = "lenient::string_list")]
+    groups: Vec<String>,
+    #[serde(flatten)]
+    extra: Map<String, Value>,
+    #[serde(skip)]
+    raw: Value,
+}
+
+impl From<UserV2> for User {
+    fn from(v: UserV2) -> Self {
+        User {
+            login_name: v.user_id_ex.or_else(|| Some(v.id.clone())),
+            id: v.id,
+            email: v.email,
+            first_name: v.first_name,
+            last_name: v.last_name,
+            display_name: v.full_name,
+            active: v.allow_logon,
+            user_type: v
+                .is_external
+                .map(|e| if e { "external" } else { "full" }.to_string()),
+            groups: v.groups,
+            default_database: v.preferred_library,
+            phone: v.phone,
+            department: v.department,
+            title: v.title,
+            created_date: v.create_date,
+            extra: v.extra,
+            raw: v.raw,
+        }
+    }
+}
+
+/// A v2 group object, which becomes a [`Group`]: `full_name` is the name (`name` is read too);
+/// `enabled`, `is_external` and the rest stay in `extra`.
+#[derive(Deserialize)]
+pub(crate) struct GroupV2 {
+    #[serde(deserialize_with = "lenient::string")]
+    id: String,
+    #[serde(default, deserialize_with = "lenient::opt_string")]
+    full_name: Option<String>,
+    #[serde(default, deserialize_with = "lenient::opt_string")]
+    name: Option<String>,
+    #[serde(default, deserialize_with = "lenient::opt_i64")]
+    member_count: Option<i64>,
+    #[serde(flatten)]
+    extra: Map<String, Value>,
+    #[serde(skip)]
+    raw: Value,
+}
+
+impl From<GroupV2> for Group {
+    fn from(v: GroupV2) -> Self {
+        Group {
+            id: v.id,
+            name: v.full_name.or(v.name),
+            member_count: v.member_count,
+            extra: v.extra,
+            raw: v.raw,
+        }
+    }
+}
+
+/// A workspace, as a workspace list returns it (the v2 search, or the simulator's v1
+/// extension).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Workspace {
+    /// The workspace id (`LIBRARY!NUMBER` in iManage).
+    #[serde(deserialize_with = "lenient::string")]
+    pub id: String,
+    /// The workspace's name.
+    #[serde(
+        default,
+        deserialize_with = "lenient::opt_string",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub name: Option<String>,
+    /// The default security, when the list carries it.
+    #[serde(
+        default,
+        deserialize_with = "lenient::opt_default_security",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub default_security: Option<model::DefaultSecurity>,
+    /// Fields this version of the client does not know.
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
+    /// The object exactly as received (`Null` when built by hand).
+    #[serde(skip)]
+    pub raw: Value,
+}
+
+impl Workspace {
+    /// The workspace row of this workspace in `database`, with the default security of its
+    /// security call (fresher than the list's), else the list's. A workspace that neither
+    /// gives is a [`Error::Decode`]: guessing would misstate who can reach it.
+    pub fn into_workspace(
+        self,
+        database: impl Into<String>,
+        security: &WorkspaceSecurity,
+    ) -> Result<model::Workspace> {
+        let default_security = security
+            .default_security
+            .or(self.default_security)
+            .ok_or_else(|| Error::Decode {
+                path: "data.default_security".into(),
+                message: format!("workspace {} has no default security", self.id),
+            })?;
+        let raw = raw_or_serialized(&self.raw, &self);
+        Ok(model::Workspace {
+            database: database.into(),
+            workspace_id: self.id,
+            name: self.name,
+            default_security,
+            raw,
+        })
+    }
+}
+
+/// One entry of a workspace's security: a user or a group with an access level.
+///
+/// Whether it names a group comes as `is_group`, or as a `type` (or `member_type`) of `group` or
+/// `user`, as servers differ.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "SecurityMemberWire")]
+pub struct SecurityMember {
+    /// A user id, or a group id when `is_group`.
+    pub id: String,
+    /// Whether `id` names a group.
+    pub is_group: bool,
+    /// The level granted (`no_access` denies).
+    pub access: model::Access,
+    /// Fields this version of the client does not know.
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
+}
+
+#[derive(Deserialize)]
+struct SecurityMemberWire {
+    #[serde(deserialize_with = "lenient::string")]
+    id: String,
+    #[serde(default, deserialize_with = "lenient::opt_bool")]
+    is_group: Option<bool>,
+    #[serde(default, rename = "type", deserialize_with = "lenient::opt_string")]
+    kind: Option<String>,
+    #[serde(default, deserialize_with = "lenient::opt_string")]
+    member_type: Option<String>,
+    #[serde(deserialize_with = "lenient::access")]
+    access: model::Access,
+    #[serde(flatten)]
+    extra: Map<String, Value>,
+}
+
+impl TryFrom<SecurityMemberWire> for SecurityMember {
+    type Error = String;
+
+    fn try_from(w: SecurityMemberWire) -> std::result::Result<Self, String> {
+        let is_group = match (w.is_group, w.kind.or(w.member_type)) {
+            (Some(g), _) => g,
+            (None, Some(kind)) if kind.eq_ignore_ascii_case("group") => true,
+            (None, Some(kind)) if kind.eq_ignore_ascii_case("user") => false,
+            _ => return Err("an entry must say whether it is a group (is_group or type)".into()),
+        };
+        Ok(SecurityMember {
+            id: w.id,
+            is_group,
+            access: w.access,
+            extra: w.extra,
+        })
+    }
+}
+
+/// A workspace's security (`GET .../workspaces/{id}/security`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct WorkspaceSecurity {
+    /// What everyone in the database gets when no entry decides.
+    #[serde(
+        default,
+        deserialize_with = "lenient::opt_default_security",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub default_security: Option<model::DefaultSecurity>,
+    /// The entries (`null` or absent: none).
+    #[serde(default, deserialize_with = "members_list")]
+    pub members: Vec<SecurityMember>,
+    /// Fields this version of the client does not know.
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
+    /// The object exactly as received (`Null` when built by hand).
+    #[serde(skip)]
+    pub raw: Value,
+    /// HTTP attempts the call took (1 without retries).
+    #[serde(skip)]
+    pub attempts: u32,
+}
+
+fn members_list<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> std::result::Result<Vec<SecurityMember>, D::Error> {
+    Ok(Option::<Vec<SecurityMember>>::deserialize(d)?.unwrap_or_default())
+}
+
+impl WorkspaceSecurity {
+    /// The entry rows of this security for `workspace_id` of `database`.
+    pub fn into_entries(self, database: &str, workspace_id: &str) -> Vec<model::WorkspaceEntry> {
+        self.members
+            .into_iter()
+            .map(|m| model::WorkspaceEntry {
+                database: database.to_string(),
+                workspace_id: workspace_id.to_string(),
+                principal_id: m.id,
+                is_group: m.is_group,
+                access: m.access,
+            })
+            .collect()
+    }
+}
+
+/// One item of [`crate::Directory::workspaces`].
+#[derive(Debug, Clone, PartialEq)]
+pub enum WorkspaceListing {
+    /// The next page of workspaces.
+    Page(Page<Workspace>),
+    /// The deployment offers no workspace endpoints (a v1 server that answered 404 to the first
+    /// page): nothing is known about its workspaces, which is not the same as "none". The only
+    /// item of its stream.
+    NotOffered,
+}
+
+/// What `GET api` tells about the signed-in caller's tenant (the v2 profile's discovery).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Discovery {
+    /// The tenant's one customer id, as the v2 paths need it.
+    pub customer_id: String,
+    /// The libraries (databases) the caller may use, by alias, in the server's order.
+    pub libraries: Vec<String>,
+    /// The caller's preferred library, when the server names one.
+    pub preferred_library: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct DiscoveryWire {
+    #[serde(default)]
+    user: Option<DiscoveryUser>,
+    #[serde(default)]
+    work: Option<DiscoveryWork>,
+}
+
+#[derive(Deserialize)]
+struct DiscoveryUser {
+    #[serde(default, deserialize_with = "lenient::opt_string")]
+    customer_id: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct DiscoveryWork {
+    #[serde(default)]
+    libraries: Option<Vec<LibraryWire>>,
+    #[serde(default, deserialize_with = "lenient::opt_string")]
+    preferred_library: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct LibraryWire {
+    #[serde(default, deserialize_with = "lenient::opt_string")]
+    alias: Option<String>,
+    #[serde(default, deserialize_with = "lenient::opt_string")]
+    id: Option<String>,
+}
+
+/// The `GET api` answer: `{"data": {"user": {"customer_id"}, "work": {"libraries": [{"alias"}],
+/// "preferred_library"}}}`.
+pub(crate) fn decode_discovery(body: &[u8]) -> Result<Discovery> {
+    let (data, _) = take_data(body)?;
+    let wire: DiscoveryWire =
+        serde_path_to_error::deserialize(&data).map_err(|e| decode_error("data", e))?;
+    let customer_id = wire
+        .user
+        .and_then(|u| u.customer_id)
+        .ok_or_else(|| Error::Decode {
+            path: "data.user.customer_id".into(),
+            message: "missing: the v2 paths need the customer id".into(),
+        })?;
+    let (libraries, preferred_library) = match wire.work {
+        Some(work) => (
+            work.libraries
+                .unwrap_or_default()
+                .into_iter()
+                .filter_map(|l| l.alias.or(l.id))
+                .collect(),
+            work.preferred_library,
+        ),
+        None => (Vec::new(), None),
+    };
+    Ok(Discovery {
+        customer_id,
+        libraries,
+        preferred_library,
+    })
 }
 
 fn raw_or_serialized<T: Serialize>(raw: &Value, value: &T) -> Value {
@@ -564,7 +904,61 @@ macro_rules! decoded {
         })*
     };
 }
-decoded!(User, Group, Member);
+decoded!(
+    User,
+    Group,
+    Member,
+    UserV2,
+    GroupV2,
+    Workspace,
+    WorkspaceSecurity
+);
+
+/// Records a list call yields, decoded from the wire shape of the profile.
+pub(crate) trait Listed: Sized + Send + 'static {
+    /// One page: the records and the list's total, if the page gave one.
+    fn decode_page(body: &[u8], api: ApiProfile) -> Result<(Vec<Self>, Option<u64>)>;
+}
+
+impl Listed for User {
+    fn decode_page(body: &[u8], api: ApiProfile) -> Result<(Vec<Self>, Option<u64>)> {
+        match api {
+            ApiProfile::V1 => decode_list(body),
+            ApiProfile::V2 => decode_list::<UserV2>(body)
+                .map(|(items, total)| (items.into_iter().map(User::from).collect(), total)),
+        }
+    }
+}
+
+impl Listed for Group {
+    fn decode_page(body: &[u8], api: ApiProfile) -> Result<(Vec<Self>, Option<u64>)> {
+        match api {
+            ApiProfile::V1 => decode_list(body),
+            ApiProfile::V2 => decode_list::<GroupV2>(body)
+                .map(|(items, total)| (items.into_iter().map(Group::from).collect(), total)),
+        }
+    }
+}
+
+impl Listed for Member {
+    fn decode_page(body: &[u8], _api: ApiProfile) -> Result<(Vec<Self>, Option<u64>)> {
+        decode_list(body)
+    }
+}
+
+impl Listed for Workspace {
+    fn decode_page(body: &[u8], _api: ApiProfile) -> Result<(Vec<Self>, Option<u64>)> {
+        decode_list(body)
+    }
+}
+
+/// One user (`GET users/{id}`) in the profile's shape.
+pub(crate) fn decode_user(body: &[u8], api: ApiProfile) -> Result<User> {
+    match api {
+        ApiProfile::V1 => decode_one(body),
+        ApiProfile::V2 => decode_one::<UserV2>(body).map(User::from),
+    }
+}
 
 /// Parses a body as JSON, without quoting it in the error.
 fn parse_json(body: &[u8]) -> Result<Value> {
@@ -613,20 +1007,26 @@ pub(crate) fn decode_one<T: Decoded>(body: &[u8]) -> Result<T> {
     decode_item(data, "data")
 }
 
-/// One page of a list: `{"data": [...], "total_results": N}`, the total being optional.
+/// One page of a list: `{"data": [...], "total_results": N}` (v1) or `{"data": [...],
+/// "total_count": N}` (v2), the total being optional.
 pub(crate) fn decode_list<T: Decoded>(body: &[u8]) -> Result<(Vec<T>, Option<u64>)> {
     let (data, rest) = take_data(body)?;
-    let total = match rest.get("total_results") {
+    let field = if rest.contains_key("total_results") {
+        "total_results"
+    } else {
+        "total_count"
+    };
+    let total = match rest.get(field) {
         None => None,
         Some(v) => match lenient::value_to_i64(v) {
             Ok(None) => None,
             Ok(Some(n)) => Some(u64::try_from(n).map_err(|_| Error::Decode {
-                path: "total_results".into(),
+                path: field.into(),
                 message: "must not be negative".into(),
             })?),
             Err(message) => {
                 return Err(Error::Decode {
-                    path: "total_results".into(),
+                    path: field.into(),
                     message: message.into(),
                 })
             }
@@ -768,6 +1168,163 @@ mod tests {
             decode_one::<User>(&body(json!({"user": {}}))),
             Err(Error::Decode { ref path, .. }) if path == "data"
         ));
+    }
+
+    #[test]
+    fn v2_users_and_groups_become_the_same_models() {
+        let (users, total) = User::decode_page(
+            &body(json!({"data": [
+                {"id": "usr_1", "user_num": 1234567, "user_id_ex": "ACME\\jdoe",
+                 "full_name": "John Doe", "first_name": "John", "last_name": "Doe",
+                 "email": "john.doe@acme.com", "is_external": false, "allow_logon": false,
+                 "preferred_library": "acme-london", "phone": "+44", "department": "Tax",
+                 "title": "Partner", "create_date": "2016-03-14T09:21:07Z",
+                 "edit_date": "2017-01-01T00:00:00Z", "user_nos": 2, "groups": ["grp_1"]},
+                {"id": "JSMITH", "is_external": "true"}
+            ], "total_count": 2})),
+            ApiProfile::V2,
+        )
+        .expect("v2 users");
+        assert_eq!(total, Some(2));
+        let a = users[0].clone().into_account("acme-london");
+        assert_eq!(a.user_id, "usr_1");
+        assert_eq!(a.login_name.as_deref(), Some("ACME\\jdoe"));
+        assert_eq!(a.display_name.as_deref(), Some("John Doe"));
+        assert_eq!(
+            (a.first_name.as_deref(), a.last_name.as_deref()),
+            (Some("John"), Some("Doe"))
+        );
+        assert!(!a.active);
+        assert_eq!(a.user_type.as_deref(), Some("full"));
+        assert_eq!(a.default_database.as_deref(), Some("acme-london"));
+        assert_eq!(a.created_date.as_deref(), Some("2016-03-14T09:21:07Z"));
+        assert_eq!(a.groups, vec!["grp_1"]);
+        assert_eq!(
+            a.raw["user_num"], 1234567,
+            "raw is the v2 object as received"
+        );
+        assert_eq!(
+            users[0].extra.get("edit_date"),
+            Some(&json!("2017-01-01T00:00:00Z"))
+        );
+        // A real v2 server's id is the login; absent fields stay empty, active by default.
+        let b = users[1].clone().into_account("lib");
+        assert_eq!(b.login_name.as_deref(), Some("JSMITH"));
+        assert!(b.active && b.is_external());
+        assert_eq!(b.first_name, None);
+
+        let (groups, total) = Group::decode_page(
+            &body(json!({"data": [
+                {"id": "grp_1", "full_name": "Litigation", "enabled": true, "member_count": 3},
+                {"id": "LIT", "name": "Lit"}
+            ]})),
+            ApiProfile::V2,
+        )
+        .expect("v2 groups");
+        assert_eq!(total, None);
+        assert_eq!(groups[0].name.as_deref(), Some("Litigation"));
+        assert_eq!(groups[0].member_count, Some(3));
+        assert_eq!(groups[0].extra.get("enabled"), Some(&json!(true)));
+        assert_eq!(groups[1].name.as_deref(), Some("Lit"));
+        // The v1 decoding of the same body keeps v1 names only.
+        let (v1, _) = Group::decode_page(
+            &body(json!({"data": [{"id": "g", "full_name": "x"}]})),
+            ApiProfile::V1,
+        )
+        .expect("v1 groups");
+        assert_eq!(v1[0].name, None);
+        let (members, _) = Member::decode_page(
+            &body(json!({"data": [{"id": "usr_1", "user_id_ex": "jdoe", "full_name": "J"}]})),
+            ApiProfile::V2,
+        )
+        .expect("v2 members");
+        assert_eq!(members[0].user_id, "usr_1");
+        assert_eq!(members[0].login_name.as_deref(), Some("jdoe"));
+    }
+
+    #[test]
+    fn workspaces_and_security_decode_tolerantly() {
+        let (ws, _) = Workspace::decode_page(
+            &body(json!({"data": [
+                {"id": "ACTIVE!12", "name": "Matter", "default_security": "View", "wstype": "workspace"},
+                {"id": 13}
+            ], "total_results": 2})),
+            ApiProfile::V1,
+        )
+        .expect("workspaces");
+        assert_eq!(ws[0].default_security, Some(model::DefaultSecurity::View));
+        assert_eq!(ws[1].id, "13");
+        let sec: WorkspaceSecurity = decode_one(&body(json!({"data": {
+            "default_security": "private",
+            "members": [
+                {"id": "grp_1", "is_group": true, "access": "read_write"},
+                {"id": "usr_1", "type": "user", "access": "FULL_ACCESS"},
+                {"id": "grp_2", "member_type": "Group", "access": "no-access", "name": "Wall"}
+            ]
+        }})))
+        .expect("security");
+        let w = ws[0]
+            .clone()
+            .into_workspace("ACTIVE", &sec)
+            .expect("workspace");
+        assert_eq!(
+            w.default_security,
+            model::DefaultSecurity::Private,
+            "the security call wins"
+        );
+        assert_eq!(w.raw["wstype"], "workspace");
+        let entries = sec.clone().into_entries("ACTIVE", "ACTIVE!12");
+        let got: Vec<(&str, bool, model::Access)> = entries
+            .iter()
+            .map(|e| (e.principal_id.as_str(), e.is_group, e.access))
+            .collect();
+        assert_eq!(
+            got,
+            vec![
+                ("grp_1", true, model::Access::ReadWrite),
+                ("usr_1", false, model::Access::FullAccess),
+                ("grp_2", true, model::Access::NoAccess),
+            ]
+        );
+        assert_eq!(sec.members[2].extra.get("name"), Some(&json!("Wall")));
+        // No members at all, and no default anywhere: the latter cannot be stored.
+        let empty: WorkspaceSecurity =
+            decode_one(&body(json!({"data": {"members": null}}))).expect("empty");
+        assert!(empty.members.is_empty());
+        let err = ws[1]
+            .clone()
+            .into_workspace("A", &empty)
+            .expect_err("no default");
+        assert!(matches!(err, Error::Decode { .. }), "{err}");
+        // An entry that does not say what it is, or an unknown level, is refused with a path.
+        for bad in [
+            json!({"data": {"members": [{"id": "x", "access": "read"}]}}),
+            json!({"data": {"members": [{"id": "x", "is_group": false, "access": "hunter2"}]}}),
+        ] {
+            let err = decode_one::<WorkspaceSecurity>(&body(bad)).expect_err("refused");
+            assert!(
+                matches!(&err, Error::Decode { path, message } if path.starts_with("data.members[0]") && !message.contains("hunter2")),
+                "{err}"
+            );
+        }
+    }
+
+    #[test]
+    fn discovery_reads_the_customer_and_the_libraries() {
+        let d = decode_discovery(&body(json!({"data": {
+            "user": {"customer_id": 1, "id": "svc"},
+            "versions": [{"name": "v2"}],
+            "work": {"libraries": [{"alias": "ACTIVE"}, {"id": "ARCHIVE"}, {}], "preferred_library": "ACTIVE"}
+        }})))
+        .expect("discovery");
+        assert_eq!(d.customer_id, "1");
+        assert_eq!(d.libraries, vec!["ACTIVE", "ARCHIVE"]);
+        assert_eq!(d.preferred_library.as_deref(), Some("ACTIVE"));
+        let err = decode_discovery(&body(json!({"data": {"work": {}}}))).expect_err("no customer");
+        assert!(matches!(err, Error::Decode { ref path, .. } if path == "data.user.customer_id"));
+        let none = decode_discovery(&body(json!({"data": {"user": {"customer_id": "7"}}})))
+            .expect("no libraries");
+        assert!(none.libraries.is_empty());
     }
 
     #[test]

@@ -1,4 +1,5 @@
-//! Offset pagination (`start_index`, `max_results`) as a stream of pages.
+//! Offset pagination (`start_index` and `max_results` in v1, `offset`, `limit` and
+//! `total=true` in v2) as a stream of pages.
 //!
 //! Offset pages are not a snapshot: records can move between pages while a list is read. The
 //! stream does not try to heal that; it yields each page as served, with its offset and total,
@@ -7,8 +8,9 @@
 //! far past what its first total promised or past `max_list_records`.
 
 use crate::client::{Attempts, Client};
+use crate::config::ApiProfile;
 use crate::error::{Error, Result};
-use crate::models::{decode_list, Decoded};
+use crate::models::Listed;
 use futures::Stream;
 use reqwest::Method;
 
@@ -57,7 +59,7 @@ pub(crate) fn next_start(start: u64, len: u64, total: Option<u64>, page_size: u3
 }
 
 impl Cursor {
-    async fn fetch<T: Decoded>(&mut self) -> Result<(Page<T>, Option<u64>)> {
+    async fn fetch<T: Listed>(&mut self) -> Result<(Page<T>, Option<u64>)> {
         if self.pages >= self.max_pages {
             return Err(Error::Pagination {
                 message: format!(
@@ -76,14 +78,26 @@ impl Cursor {
             .iter()
             .map(|(k, v)| (k.as_str(), v.as_str()))
             .collect();
-        query.push(("start_index", &start_text));
-        query.push(("max_results", &size_text));
+        let api = self.client.api();
+        match api {
+            ApiProfile::V1 => {
+                query.push(("start_index", &start_text));
+                query.push(("max_results", &size_text));
+            }
+            ApiProfile::V2 => {
+                query.push(("offset", &start_text));
+                query.push(("limit", &size_text));
+                // Without it a v2 list gives no count, and drift could not be seen.
+                query.push(("total", "true"));
+            }
+        }
         let call = self
             .client
-            .call(&self.customer, Method::GET, &segments, &query, None)?;
+            .call(&self.customer, Method::GET, &segments, &query, None)
+            .await?;
         let mut st = Attempts::default();
         let reply = self.client.read(&call, &mut st).await?;
-        let (items, total) = decode_list::<T>(&reply.body)?;
+        let (items, total) = T::decode_page(&reply.body, api)?;
         if self.pages == 0 {
             if let Some(total) = total {
                 let promised = total.div_ceil(u64::from(self.page_size));
@@ -106,9 +120,9 @@ impl Cursor {
     }
 }
 
-/// The pages of `api/v1/customers/{customer}/{segments}` in order. The stream ends after an
-/// error.
-pub(crate) fn pages<T: Decoded + Send + 'static>(
+/// The pages of one database's `{segments}` list in order, in the client's profile. The
+/// stream ends after an error.
+pub(crate) fn pages<T: Listed>(
     client: Client,
     customer: &str,
     segments: &[&str],

@@ -103,17 +103,23 @@ impl Stats {
             .unwrap_or_else(|| unreachable!("inserted above"))
     }
 
+    /// Counts a call; `customer` empty for calls about no one database (v2 discovery), which
+    /// count in the totals only.
     pub(crate) fn call(&self, customer: &str) {
         self.with(|s| {
             s.total.calls += 1;
-            Self::customer(s, customer).calls += 1;
+            if !customer.is_empty() {
+                Self::customer(s, customer).calls += 1;
+            }
         });
     }
 
     pub(crate) fn retry(&self, customer: &str, cause: RetryCause) {
         self.with(|s| {
             s.total.retries.add(cause);
-            Self::customer(s, customer).retries.add(cause);
+            if !customer.is_empty() {
+                Self::customer(s, customer).retries.add(cause);
+            }
         });
     }
 
@@ -167,6 +173,8 @@ mod tests {
         s.call("a");
         s.call("a");
         s.call("b");
+        s.call("");
+        s.retry("", RetryCause::Timeout);
         s.retry("a", RetryCause::RateLimited);
         s.retry("b", RetryCause::Timeout);
         s.write_check("b");
@@ -179,11 +187,15 @@ mod tests {
         }
         let _three = s.in_flight();
         let snap = s.snapshot();
-        assert_eq!(snap.total.calls, 3);
+        assert_eq!(snap.total.calls, 4);
+        assert!(
+            !snap.per_customer.contains_key(""),
+            "discovery is no customer"
+        );
         assert_eq!(snap.per_customer["a"].calls, 2);
         assert_eq!(snap.per_customer["a"].retries.rate_limited, 1);
         assert_eq!(snap.per_customer["b"].retries.timeout, 1);
-        assert_eq!(snap.total.retries.total(), 2);
+        assert_eq!(snap.total.retries.total(), 3);
         assert_eq!(snap.total.write_checks, 1);
         assert_eq!(
             (snap.token_requests, snap.tokens_issued, snap.renewals),

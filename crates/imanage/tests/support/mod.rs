@@ -194,10 +194,20 @@ pub struct Req {
     pub method: String,
     /// Path and query, as sent.
     pub target: String,
+    /// Header names (lowercase) and values, in order.
+    pub headers: Vec<(String, String)>,
     pub body: Vec<u8>,
 }
 
 impl Req {
+    /// The first value of a header (`name` in lowercase).
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
+
     pub fn path(&self) -> &str {
         self.target.split('?').next().unwrap_or("")
     }
@@ -366,10 +376,16 @@ fn parse_request(message: &[u8]) -> Req {
         .position(|w| w == b"\r\n\r\n")
         .map_or(message.len(), |i| i + 4);
     let head = String::from_utf8_lossy(&message[..head_end]);
-    let mut first = head.lines().next().unwrap_or("").split(' ');
+    let mut lines = head.lines();
+    let mut first = lines.next().unwrap_or("").split(' ');
+    let headers = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string()))
+        .collect();
     Req {
         method: first.next().unwrap_or("").to_string(),
         target: first.next().unwrap_or("").to_string(),
+        headers,
         body: message[head_end..].to_vec(),
     }
 }
