@@ -33,6 +33,115 @@ pub enum Command {
     Schema,
     /// Apply the store's migrations.
     Migrate,
+    #[command(flatten)]
+    Ops(OpsCommand),
+}
+
+/// Admin operations on iManage: each is planned from the graph of the store's last harvest,
+/// printed, recorded and (unless `--dry-run`) applied one call at a time, with every call in the
+/// audit log; the touched databases are harvested again afterwards. Exit status 4 when a call
+/// failed (re-run with `idgraph apply --operation ID`).
+#[derive(Debug, Subcommand)]
+pub enum OpsCommand {
+    /// Offboard a person everywhere: deactivate every active account, then remove every group
+    /// membership (exit 4 if a call failed).
+    Offboard(OffboardArgs),
+    /// Provision a person into databases and groups, reusing the accounts they already have
+    /// (exit 4 if a call failed).
+    Provision(ProvisionArgs),
+    /// Make a group's members exactly a list of logins or emails (exit 4 if a call failed).
+    SyncGroup(SyncGroupArgs),
+    /// Apply a recorded operation: a dry run's plan, or a re-run after a failure or a crash
+    /// (done calls are skipped, interrupted ones checked first; exit 4 if a call failed).
+    Apply(ApplyArgs),
+    /// List past operations, newest first, or show one with every call.
+    Operations(OperationsArgs),
+    /// Show the newest audit-log entries, oldest first.
+    Audit(AuditArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct OffboardArgs {
+    /// The person's id (as the API shows it, e.g. p42).
+    #[arg(long)]
+    pub person: String,
+    /// Leave group memberships alone (by default every one is removed: deactivation does not).
+    #[arg(long)]
+    pub keep_groups: bool,
+    /// Also delete every account after deactivating it. Permanent; deactivation is preferred.
+    #[arg(long)]
+    pub delete: bool,
+    /// Plan and record only; call nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ProvisionArgs {
+    /// Login for new accounts.
+    #[arg(long)]
+    pub login: String,
+    /// Email for new accounts; also how an existing person is found.
+    #[arg(long)]
+    pub email: String,
+    /// First name for new accounts.
+    #[arg(long)]
+    pub first_name: String,
+    /// Last name for new accounts.
+    #[arg(long)]
+    pub last_name: String,
+    /// A database to have an account in; repeatable.
+    #[arg(long = "database", value_name = "DB", required = true)]
+    pub databases: Vec<String>,
+    /// A group to join, as DB:GROUP_ID; repeatable.
+    #[arg(long = "group", value_name = "DB:GROUP_ID")]
+    pub groups: Vec<String>,
+    /// Plan and record only; call nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct SyncGroupArgs {
+    /// The database (customer_id).
+    #[arg(long)]
+    pub database: String,
+    /// The group id.
+    #[arg(long, value_name = "GROUP_ID")]
+    pub group: String,
+    /// The authoritative members: one login or email per line (# starts a comment).
+    #[arg(long, value_name = "FILE")]
+    pub members_file: PathBuf,
+    /// Plan and record only; call nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ApplyArgs {
+    /// The operation's id.
+    #[arg(long, value_name = "ID")]
+    pub operation: i64,
+}
+
+#[derive(Debug, Args)]
+pub struct OperationsArgs {
+    /// How many to list.
+    #[arg(long, default_value_t = 20)]
+    pub limit: u32,
+    /// Show this operation with every call instead.
+    #[arg(long, value_name = "ID")]
+    pub operation: Option<i64>,
+}
+
+#[derive(Debug, Args)]
+pub struct AuditArgs {
+    /// How many entries to show (the newest).
+    #[arg(long, default_value_t = 50)]
+    pub limit: u32,
+    /// Only the entries of this operation.
+    #[arg(long, value_name = "ID")]
+    pub operation: Option<i64>,
 }
 
 #[derive(Debug, Args)]

@@ -13,6 +13,10 @@ use std::time::Duration;
 use store::Store;
 use tracing::{error, info, warn};
 
+// A child module, so the admin-operation commands share this module's store and client set-up.
+#[path = "ops_commands.rs"]
+mod ops_commands;
+
 /// A configuration error: `idgraph` exits with status 2.
 #[derive(Debug, thiserror::Error)]
 #[error("{0}")]
@@ -36,6 +40,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 Command::Migrate => migrate(&config).await,
                 Command::Harvest(args) => harvest_once(&config, args).await,
                 Command::Serve(args) => serve(&config, args).await,
+                Command::Ops(command) => ops_commands::run(&config, command).await,
                 Command::Sim(_) | Command::Schema | Command::Demo(_) => {
                     unreachable!("handled above")
                 }

@@ -38,7 +38,8 @@ pub use plan::{
     Request, Step, UserRef,
 };
 pub use report::{
-    HarvestSummary, HarvestedDatabase, OperationReport, OperationSummary, StepReport, StepState,
+    format_time, render_audit, HarvestSummary, HarvestedDatabase, OperationReport,
+    OperationSummary, StepReport, StepState,
 };
 pub use store::{AuditQuery, AuditRecord, OperationId, OperationQuery, OperationStatus};
 
@@ -236,7 +237,7 @@ impl Operator {
     /// If the future is dropped halfway (a crash, a cancelled request), the step in flight stays
     /// `started` and the operation `running` until its lease runs out; callers that must not be
     /// cancelled (an HTTP handler) should run this in a task of its own.
-    #[instrument(skip(self, progress), fields(operation_id = id))]
+    #[instrument(skip_all, fields(operation_id = id, actor = %actor))]
     pub async fn apply_with(
         &self,
         id: OperationId,

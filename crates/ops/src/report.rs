@@ -5,7 +5,39 @@ use crate::execute::{CallError, CallResult};
 use crate::plan::{Call, OperationKind, Problem, Request};
 use crate::OperationId;
 use serde::{Deserialize, Serialize};
-use store::{OperationRecord, OperationStatus, OperationStepRecord, StepCounts, StepStatus};
+use store::{
+    AuditRecord, OperationRecord, OperationStatus, OperationStepRecord, StepCounts, StepStatus,
+};
+
+/// Unix milliseconds as an ISO 8601 UTC time to the second, e.g. `2025-01-31T09:21:07Z`.
+pub fn format_time(ms: i64) -> String {
+    chrono::DateTime::from_timestamp_millis(ms)
+        .map(|t| t.format("%Y-%m-%dT%H:%M:%SZ").to_string())
+        .unwrap_or_else(|| format!("{ms} ms"))
+}
+
+/// One audit entry as a line: id, time, actor, action, target, outcome, then the detail's
+/// request (for calls) or its summary (for operations).
+pub fn render_audit(entry: &AuditRecord) -> String {
+    let detail = &entry.detail;
+    let what = detail["request"]
+        .as_str()
+        .or_else(|| detail["summary"].as_str())
+        .unwrap_or_default();
+    let error = detail["error"]["message"]
+        .as_str()
+        .map(|m| format!(" ({m})"))
+        .unwrap_or_default();
+    format!(
+        "{:>7}  {}  {}  {}  {}  {}  {what}{error}",
+        entry.id,
+        format_time(entry.at),
+        entry.actor.as_deref().unwrap_or("-"),
+        entry.action,
+        entry.target.as_deref().unwrap_or("-"),
+        entry.outcome,
+    )
+}
 
 /// Where one step stands, as a report says it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -199,15 +231,26 @@ impl OperationReport {
     /// The report as text: a headline, one line per step, the problems, the re-harvest.
     pub fn render(&self) -> String {
         let mut out = format!(
-            "operation {} ({}): {}\n  status {}: {} done, {} failed, {} not attempted",
+            "operation {} ({}): {}\n  planned {} by {}",
             self.id,
             self.kind,
             self.summary,
+            format_time(self.created_at),
+            self.created_by.as_deref().unwrap_or("-"),
+        );
+        if let Some(by) = &self.applied_by {
+            out.push_str(&format!("; applied by {by}"));
+        }
+        if let Some(at) = self.finished_at {
+            out.push_str(&format!(", finished {}", format_time(at)));
+        }
+        out.push_str(&format!(
+            "\n  status {}: {} done, {} failed, {} not attempted",
             self.status.as_str(),
             self.done,
             self.failed,
             self.not_attempted
-        );
+        ));
         if self.interrupted > 0 {
             out.push_str(&format!(", {} interrupted", self.interrupted));
         }
@@ -346,11 +389,12 @@ impl OperationSummary {
         })
     }
 
-    /// One line: id, kind, status, counts, summary.
+    /// One line: id, time planned, kind, status, counts, summary.
     pub fn render(&self) -> String {
         format!(
-            "{:>6}  {:<10} {:<9} {}/{} done{}  {}",
+            "{:>6}  {}  {:<10} {:<9} {}/{} done{}  {}",
             self.id,
+            format_time(self.created_at),
             self.kind.as_str(),
             self.status.as_str(),
             self.done,
@@ -358,5 +402,23 @@ impl OperationSummary {
             if self.failed > 0 { ", 1 failed" } else { "" },
             self.summary
         )
+    }
+}
+
+/// A stored operation read back as a report (no re-harvest), for callers that hold a store but
+/// no iManage client (listing, showing).
+impl TryFrom<OperationRecord> for OperationReport {
+    type Error = Error;
+
+    fn try_from(record: OperationRecord) -> Result<Self> {
+        OperationReport::from_record(record, None)
+    }
+}
+
+impl TryFrom<OperationRecord> for OperationSummary {
+    type Error = Error;
+
+    fn try_from(record: OperationRecord) -> Result<Self> {
+        OperationSummary::from_record(record)
     }
 }
