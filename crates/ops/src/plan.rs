@@ -1137,7 +1137,11 @@ mod tests {
                 memberships,
                 ..graph::Input::default()
             },
-            &graph::ResolveConfig::default(),
+            // `ACME\jdoe` is the firm's `jdoe` only when ACME is known to be the firm's domain.
+            &graph::ResolveConfig {
+                login_domain_aliases: vec![vec!["ACME".into()]],
+                ..graph::ResolveConfig::default()
+            },
         )
     }
 
