@@ -1,10 +1,9 @@
-// NOTE TO THE GRAPH ENGINEER: read crates/graph/NOTICE-TO-GRAPH-ENGINEER.md before editing this crate.
 //! From the store's rows to an immutable [`Graph`]: canonical order, interning, linking,
 //! stable ids, adjacency and indexes.
 
 use crate::ids;
 use crate::intern::{Interner, Sym};
-use crate::normalize::{name_key, names_disagree, Normalizer};
+use crate::normalize::{last_name_key, name_key, names_disagree, Normalizer};
 use crate::{
     AccountNode, AnomalyRec, ConflictKind, ConflictRec, DbNode, EvidenceKey, Graph, GroupNode,
     Input, Link, PersonNode, ResolveConfig, WorkspaceNode,
@@ -114,7 +113,10 @@ pub(crate) fn build(input: Input, config: &ResolveConfig) -> Graph {
         });
         names.push((
             a.first_name.as_deref().map(name_key).unwrap_or_default(),
-            a.last_name.as_deref().map(name_key).unwrap_or_default(),
+            a.last_name
+                .as_deref()
+                .map(last_name_key)
+                .unwrap_or_default(),
         ));
     }
     let n_accounts = nodes.len();
@@ -290,13 +292,13 @@ pub(crate) fn build(input: Input, config: &ResolveConfig) -> Graph {
     drop(uf);
 
     timer.phase("clusters");
-    // Stable ids; persons ordered by creation sequence, then id.
+    // Stable ids; persons ordered by id as strings (the API pages by comparing ids).
     let assigned = ids::assign(&clusters, key_of, &previous);
     let mut order: Vec<u32> = (0..clusters.len() as u32).collect();
     order.sort_by(|&x, &y| {
         let (ix, sx) = &assigned.ids[x as usize];
         let (iy, sy) = &assigned.ids[y as usize];
-        sx.cmp(sy).then(ix.cmp(iy))
+        ix.cmp(iy).then(sx.cmp(sy))
     });
     let mut cluster_person = vec![0u32; clusters.len()];
     for (p, &c) in order.iter().enumerate() {
@@ -477,9 +479,11 @@ pub(crate) fn build(input: Input, config: &ResolveConfig) -> Graph {
         group_ws,
         anomalies: Vec::new(),
         norm,
+        build_phases: Vec::new(),
     };
     graph.anomalies = find_anomalies(&graph);
     timer.phase("anomalies");
+    graph.build_phases = timer.phases;
     graph.strings.shrink_to_fit();
     graph
 }
@@ -556,6 +560,12 @@ struct Linker<'a> {
     nodes: &'a [AccountNode],
     names: &'a [(String, String)],
     uf: UnionFind<u32>,
+    /// The members of each cluster as a circular list: `next[a]` is the next account of `a`'s
+    /// cluster. Joining two clusters swaps one `next` pointer of each, which splices the
+    /// circles, so a cluster's members can be walked without a list per cluster.
+    next: Vec<u32>,
+    /// Accounts joined by must-link overrides (and only by them).
+    vouched: UnionFind<u32>,
     /// Databases per root, as a bit set of `words` words.
     dbs: Vec<u64>,
     words: usize,
@@ -583,6 +593,8 @@ impl<'a> Linker<'a> {
             nodes,
             names,
             uf: UnionFind::new(nodes.len()),
+            next: (0..nodes.len() as u32).collect(),
+            vouched: UnionFind::new(nodes.len()),
             dbs,
             words,
             cannot: Vec::new(),
@@ -609,6 +621,7 @@ impl<'a> Linker<'a> {
             }
         }
         self.uf.union(ra, rb);
+        self.next.swap(a as usize, b as usize);
         let root = self.uf.find_mut(ra) as usize * w;
         for k in 0..w {
             let merged = self.dbs[ia + k] | self.dbs[ib + k];
@@ -619,12 +632,15 @@ impl<'a> Linker<'a> {
 
     fn must_link(&mut self, a: u32, b: u32) {
         match self.try_union(a, b, false) {
-            Union::Joined | Union::Already => self.links.push(Link {
-                a: a.min(b),
-                b: a.max(b),
-                kind: EvidenceKey::Override,
-                value: Sym::NONE,
-            }),
+            Union::Joined | Union::Already => {
+                self.vouched.union(a, b);
+                self.links.push(Link {
+                    a: a.min(b),
+                    b: a.max(b),
+                    kind: EvidenceKey::Override,
+                    value: Sym::NONE,
+                });
+            }
             Union::CannotLink => self.conflicts.push(ConflictRec {
                 kind: ConflictKind::CannotLinkOverride,
                 value: Sym::NONE,
@@ -657,6 +673,85 @@ impl<'a> Linker<'a> {
             }
         }
         None
+    }
+
+    /// Why two accounts must not be in one person by the rules: their names clearly disagree,
+    /// or both carry emails and they differ. Used for every pair across two clusters about to
+    /// be joined, whatever key suggested the join.
+    fn pair_refusal(&self, key: EvidenceKey, x: u32, y: u32) -> Option<ConflictKind> {
+        let (ex, ey) = (
+            self.nodes[x as usize].email_key,
+            self.nodes[y as usize].email_key,
+        );
+        let emails_differ = !ex.is_none() && !ey.is_none() && ex != ey;
+        if names_disagree(self.names_of(x), self.names_of(y)) || emails_differ {
+            return Some(match (key, emails_differ) {
+                (EvidenceKey::LoginName, true) => ConflictKind::LoginEmailMismatch,
+                (EvidenceKey::LoginName, false) => ConflictKind::LoginNameMismatch,
+                _ => ConflictKind::SharedEmail,
+            });
+        }
+        None
+    }
+
+    /// Whether two clusters may be joined by a rule link, and if not the kind of conflict and
+    /// the pair that stands in the way.
+    ///
+    /// A rule link joins whole clusters, so checking only the two accounts that share the key
+    /// would let a blank account (no email, no names) bridge two people the rules keep apart:
+    /// John (john@) - blank - Jane (jane@) under one login. So every pair across the two
+    /// clusters is checked, with one allowance for analysts' decisions: accounts joined by
+    /// must-link overrides form a unit whose names and emails the analyst accepted together,
+    /// and a unit is compatible with another when some account of the one is compatible with
+    /// some account of the other. Without overrides every unit is one account and this is the
+    /// plain all-pairs check.
+    fn cluster_refusal(
+        &mut self,
+        key: EvidenceKey,
+        a: u32,
+        b: u32,
+    ) -> Option<(ConflictKind, u32, u32)> {
+        let units = |linker: &mut Self, start: u32| -> Vec<(u32, u32)> {
+            let mut v = Vec::new();
+            let mut x = start;
+            loop {
+                v.push((linker.vouched.find_mut(x), x));
+                x = linker.next[x as usize];
+                if x == start {
+                    break;
+                }
+            }
+            v.sort_unstable();
+            v
+        };
+        let xs = units(self, a);
+        let ys = units(self, b);
+        let mut first_refusal = None;
+        for cx in xs.chunk_by(|p, q| p.0 == q.0) {
+            for cy in ys.chunk_by(|p, q| p.0 == q.0) {
+                let mut unit_refusal = None;
+                let mut agree = false;
+                'pairs: for &(_, x) in cx {
+                    for &(_, y) in cy {
+                        match self.pair_refusal(key, x, y) {
+                            None => {
+                                agree = true;
+                                break 'pairs;
+                            }
+                            Some(kind) => {
+                                if unit_refusal.is_none() {
+                                    unit_refusal = Some((kind, x, y));
+                                }
+                            }
+                        }
+                    }
+                }
+                if !agree && first_refusal.is_none() {
+                    first_refusal = unit_refusal;
+                }
+            }
+        }
+        first_refusal
     }
 
     /// Links the accounts that share one normalized key, in canonical order: each account joins
@@ -716,6 +811,18 @@ impl<'a> Linker<'a> {
                 continue;
             }
             for &a in &compatible {
+                if self.uf.find_mut(a) != self.uf.find_mut(b) {
+                    if let Some((kind, x, y)) = self.cluster_refusal(key, a, b) {
+                        self.conflicts.push(ConflictRec {
+                            kind,
+                            value,
+                            accounts: vec![a, b, x, y],
+                        });
+                        // Every compatible account is in this one cluster (several clusters
+                        // were refused above as ambiguous), so the others would fail alike.
+                        break;
+                    }
+                }
                 match self.try_union(a, b, true) {
                     Union::Joined => {
                         self.links.push(Link {
@@ -801,29 +908,23 @@ fn find_anomalies(g: &Graph) -> Vec<AnomalyRec> {
     out
 }
 
-/// Prints how long each phase of a build took when `IDGRAPH_RESOLVE_TIMINGS` is set; for
-/// profiling the resolver at scale.
+/// How long each phase of a build took, kept on the graph for profiling at scale.
 struct PhaseTimer {
-    on: bool,
     last: std::time::Instant,
+    phases: Vec<(&'static str, std::time::Duration)>,
 }
 
 impl PhaseTimer {
     fn new() -> Self {
         Self {
-            on: std::env::var_os("IDGRAPH_RESOLVE_TIMINGS").is_some(),
             last: std::time::Instant::now(),
+            phases: Vec::new(),
         }
     }
 
-    fn phase(&mut self, name: &str) {
-        if self.on {
-            let now = std::time::Instant::now();
-            eprintln!(
-                "resolve phase {name}: {:.3} s",
-                (now - self.last).as_secs_f64()
-            );
-            self.last = now;
-        }
+    fn phase(&mut self, name: &'static str) {
+        let now = std::time::Instant::now();
+        self.phases.push((name, now - self.last));
+        self.last = now;
     }
 }

@@ -1,4 +1,3 @@
-//! NOTE TO THE GRAPH ENGINEER: read crates/graph/NOTICE-TO-GRAPH-ENGINEER.md before editing this crate.
 //! Identity resolution and reach, pure and deterministic: no IO.
 //!
 //! [`resolve`] turns the store's rows (per-database accounts, groups, memberships, workspaces
@@ -204,6 +203,7 @@ pub struct Graph {
     group_ws: Vec<(u32, Access)>,
     anomalies: Vec<AnomalyRec>,
     norm: normalize::Normalizer,
+    build_phases: Vec<(&'static str, std::time::Duration)>,
 }
 
 impl std::fmt::Debug for Graph {
@@ -427,7 +427,8 @@ impl Graph {
         &all[..all.len().saturating_sub(1)]
     }
 
-    /// Every person, ordered by id (creation sequence).
+    /// Every person, ordered by id as strings (`p10` before `p9`), the order the API's cursors
+    /// compare in.
     pub fn persons(&self) -> impl ExactSizeIterator<Item = PersonRef<'_>> {
         (0..self.persons.len() as u32).map(move |i| PersonRef(self, i))
     }
@@ -451,21 +452,10 @@ impl Graph {
 
     /// A person by id; an id merged into another person still finds the survivor.
     pub fn person(&self, id: &str) -> Option<PersonRef<'_>> {
-        if let Some(seq) = id.strip_prefix('p').and_then(|s| s.parse::<i64>().ok()) {
-            if let Ok(i) = self.persons.binary_search_by(|p| p.seq.cmp(&seq)) {
-                if self.str(self.persons[i].id) == id {
-                    return Some(PersonRef(self, i as u32));
-                }
-            }
+        if let Ok(i) = self.persons.binary_search_by(|p| self.str(p.id).cmp(id)) {
+            return Some(PersonRef(self, i as u32));
         }
-        if let Some(&p) = self.aliases.get(id) {
-            return Some(PersonRef(self, p));
-        }
-        // Ids that do not follow the `p<seq>` form (carried over from elsewhere).
-        self.persons
-            .iter()
-            .position(|p| self.str(p.id) == id)
-            .map(|i| PersonRef(self, i as u32))
+        self.aliases.get(id).map(|&p| PersonRef(self, p))
     }
 
     fn persons_by_key(&self, index: &[(Sym, u32)], key: Option<String>) -> Vec<PersonRef<'_>> {
@@ -746,6 +736,11 @@ impl Graph {
                 .collect(),
             next_seq: self.next_seq,
         }
+    }
+
+    /// How long each phase of the build took (for profiling the resolver at scale).
+    pub fn build_phases(&self) -> &[(&'static str, std::time::Duration)] {
+        &self.build_phases
     }
 
     /// Sizes, and an estimate of the heap the graph holds.

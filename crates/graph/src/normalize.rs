@@ -1,4 +1,3 @@
-// NOTE TO THE GRAPH ENGINEER: read crates/graph/NOTICE-TO-GRAPH-ENGINEER.md before editing this crate.
 //! Normalization of login names, emails and personal names into comparable keys.
 //!
 //! The rules are written out in `docs/RESOLUTION.md`; this module is the only place that
@@ -49,17 +48,44 @@ pub fn name_key(s: &str) -> String {
     out
 }
 
-/// Whether two people's names clearly disagree.
+/// The comparison key of a last name: [`name_key`] of the whole name, followed (for a name of
+/// several parts, `Smith-Jones`, `van der Berg`) by `|` and the key of each part. `|` never
+/// occurs in a key, which holds letters and digits only.
+pub fn last_name_key(s: &str) -> String {
+    let mut out = name_key(s);
+    let parts: Vec<&str> = s
+        .split(|c: char| c.is_whitespace() || c == '-')
+        .filter(|p| !p.trim().is_empty())
+        .collect();
+    if parts.len() > 1 {
+        for part in parts {
+            let k = name_key(part);
+            if !k.is_empty() {
+                out.push('|');
+                out.push_str(&k);
+            }
+        }
+    }
+    out
+}
+
+/// Whether two people's names clearly disagree. Takes `(name_key(first), last_name_key(last))`.
 ///
-/// Last names disagree when both are present and neither contains the other (so `Smith` and
-/// `Smith-Jones` agree). First names disagree when both are present and neither is a prefix of
-/// the other (so an initial `J` or a short form `Chris` agrees with `John` or `Christopher`).
-/// A missing name never disagrees.
+/// Last names disagree when both are present and differ, unless one is a part of the other's
+/// several-part name (`Smith` agrees with `Smith-Jones`; `Li` does not agree with `Williams`,
+/// nor `Ng` with `Nguyen`). First names disagree when both are present and neither is a prefix
+/// of the other (so an initial `J` or a short form `Chris` agrees with `John` or
+/// `Christopher`). A missing name never disagrees.
 pub fn names_disagree(a: (&str, &str), b: (&str, &str)) -> bool {
     let (af, al) = a;
     let (bf, bl) = b;
-    if !al.is_empty() && !bl.is_empty() && !al.contains(bl) && !bl.contains(al) {
-        return true;
+    let whole = |k: &str| k.split('|').next().unwrap_or("").to_string();
+    let (wa, wb) = (whole(al), whole(bl));
+    if !wa.is_empty() && !wb.is_empty() && wa != wb {
+        let is_part = |whole: &str, of: &str| of.split('|').skip(1).any(|p| p == whole);
+        if !is_part(&wa, bl) && !is_part(&wb, al) {
+            return true;
+        }
     }
     if !af.is_empty() && !bf.is_empty() && !af.starts_with(bf) && !bf.starts_with(af) {
         return true;
@@ -72,8 +98,12 @@ pub fn names_disagree(a: (&str, &str), b: (&str, &str)) -> bool {
 pub struct Normalizer {
     /// Email domain (folded) -> canonical email domain.
     email_domains: HashMap<String, String>,
-    /// Login domain (folded): NetBIOS names and DNS domains of the firm -> canonical.
+    /// Login domain (folded): NetBIOS names and DNS domains -> the canonical (first, folded)
+    /// name of its group.
     login_domains: HashMap<String, String>,
+    /// The canonical name of the first login group: the firm's own domain, whose logins
+    /// compare equal to bare logins.
+    home: Option<String>,
 }
 
 impl Normalizer {
@@ -87,6 +117,10 @@ impl Normalizer {
             }
         }
         let mut login_domains = HashMap::new();
+        let home = login_aliases
+            .iter()
+            .find_map(|g| g.first())
+            .map(|d| fold(d));
         for group in login_aliases {
             let Some(first) = group.first() else { continue };
             let canonical = fold(first);
@@ -97,6 +131,7 @@ impl Normalizer {
         Self {
             email_domains,
             login_domains,
+            home,
         }
     }
 
@@ -118,30 +153,38 @@ impl Normalizer {
 
     /// The comparable key of a login name.
     ///
-    /// - `DOMAIN\user` is a Windows account of the firm: the key is `user`.
-    /// - `user@domain` with a domain of the firm (a configured login or email domain alias) is
-    ///   the same account name: the key is `user`.
-    /// - `user@domain` with any other domain (an external user signing in with their own email)
-    ///   keeps the whole folded address as its key, so it never collides with an internal login.
-    /// - a bare `user` is its own key.
+    /// `DOMAIN\\user` and `user@domain` name the same account. The domain decides the key:
+    /// - none, a domain of the first login alias group (the firm's own), or one of the firm's
+    ///   email domains: the key is `user`, so `jdoe`, `JDoe`, `ACME\\jdoe` and `jdoe@acme.com`
+    ///   meet;
+    /// - a domain of another login alias group: `user@canonical`, the group's first name;
+    /// - any other domain (a client's NetBIOS domain, an external user's own email): the whole
+    ///   folded `user@domain`, so `CLIENT\\jdoe` and `jane@client.com` never meet the firm's
+    ///   `jdoe` and `jane`.
     pub fn login_key(&self, raw: &str) -> Option<String> {
         let s = fold(raw);
         if s.is_empty() {
             return None;
         }
-        if let Some((_, user)) = s.rsplit_once('\\') {
-            return (!user.is_empty()).then(|| user.to_string());
-        }
-        if let Some((user, domain)) = s.rsplit_once('@') {
-            if user.is_empty() {
-                return None;
-            }
-            if self.login_domains.contains_key(domain) || self.email_domains.contains_key(domain) {
-                return Some(user.to_string());
-            }
+        let (user, domain) = if let Some((domain, user)) = s.rsplit_once('\\') {
+            (user, domain)
+        } else if let Some((user, domain)) = s.rsplit_once('@') {
+            (user, domain)
+        } else {
             return Some(s);
+        };
+        if user.is_empty() {
+            return None;
         }
-        Some(s)
+        if domain.is_empty() {
+            return Some(user.to_string());
+        }
+        match self.login_domains.get(domain) {
+            Some(canonical) if Some(canonical) == self.home.as_ref() => Some(user.to_string()),
+            Some(canonical) => Some(format!("{user}@{canonical}")),
+            None if self.email_domains.contains_key(domain) => Some(user.to_string()),
+            None => Some(format!("{user}@{domain}")),
+        }
     }
 }
 
@@ -180,6 +223,33 @@ mod tests {
             Some("j.doe@client.example")
         );
         assert_ne!(n.login_key("jdoe@client.example"), n.login_key("jdoe"));
+    }
+
+    #[test]
+    fn foreign_and_other_group_domains_stay_apart() {
+        let n = Normalizer::new(
+            &[vec!["acme.com".into()]],
+            &[
+                vec!["ACME".into()],
+                vec!["BETA".into(), "beta.example".into()],
+            ],
+        );
+        assert_eq!(
+            n.login_key("CLIENTCORP\\jdoe").as_deref(),
+            Some("jdoe@clientcorp")
+        );
+        assert_eq!(
+            n.login_key("jdoe@clientcorp").as_deref(),
+            Some("jdoe@clientcorp")
+        );
+        assert_eq!(n.login_key("BETA\\jdoe").as_deref(), Some("jdoe@beta"));
+        assert_eq!(
+            n.login_key("jdoe@beta.example").as_deref(),
+            Some("jdoe@beta")
+        );
+        assert_eq!(n.login_key("ACME\\jdoe").as_deref(), Some("jdoe"));
+        assert_eq!(n.login_key("jdoe@acme.com").as_deref(), Some("jdoe"));
+        assert_eq!(n.login_key("\\jdoe").as_deref(), Some("jdoe"));
     }
 
     #[test]
@@ -238,7 +308,15 @@ mod tests {
             ("chris", "smith"),
             ("christopher", "smith")
         ));
-        assert!(!names_disagree(("anna", "smith"), ("anna", "smithjones")));
+        let smith_jones = last_name_key("Smith-Jones");
+        assert!(!names_disagree(("anna", "smith"), ("anna", &smith_jones)));
+        assert!(names_disagree(("john", "li"), ("john", "williams")));
+        assert!(names_disagree(("john", "ng"), ("john", "nguyen")));
+        assert_eq!(last_name_key("Ó Briain"), "obriain|o|briain");
+        assert!(!names_disagree(
+            ("sean", &last_name_key("Ó Briain")),
+            ("sean", "obriain")
+        ));
         assert!(!names_disagree(("", "smith"), ("jane", "smith")));
         assert!(!names_disagree(("", ""), ("jane", "smith")));
     }

@@ -539,3 +539,195 @@ proptest! {
         }
     }
 }
+
+/// An account without names or email.
+fn blank(db: &str, id: &str, login: &str, email: Option<&str>) -> Account {
+    Account {
+        first_name: None,
+        last_name: None,
+        ..acct(db, id, login, email, "", "")
+    }
+}
+
+#[test]
+fn a_blank_account_does_not_bridge_two_people_under_one_login() {
+    let g = resolve(
+        input(vec![
+            acct(
+                "a",
+                "1",
+                "jsmith",
+                Some("john.smith@acme.com"),
+                "John",
+                "Smith",
+            ),
+            blank("b", "2", "jsmith", None),
+            acct(
+                "c",
+                "3",
+                "jsmith",
+                Some("jane.smith@acme.com"),
+                "Jane",
+                "Smith",
+            ),
+        ]),
+        &config(),
+    );
+    let john = g.account("a", "1").unwrap().person();
+    let jane = g.account("c", "3").unwrap().person();
+    assert_ne!(john, jane, "John and Jane merged through the blank account");
+    assert!(jane.conflicts().iter().any(|c| matches!(
+        c.kind,
+        ConflictKind::LoginEmailMismatch | ConflictKind::LoginNameMismatch
+    )));
+}
+
+#[test]
+fn a_blank_account_does_not_bridge_a_shared_mailbox() {
+    let g = resolve(
+        input(vec![
+            acct(
+                "a",
+                "1",
+                "abrown",
+                Some("reception@acme.com"),
+                "Alice",
+                "Brown",
+            ),
+            blank("b", "2", "frontdesk", Some("reception@acme.com")),
+            acct(
+                "c",
+                "3",
+                "cgreen",
+                Some("reception@acme.com"),
+                "Carol",
+                "Green",
+            ),
+        ]),
+        &config(),
+    );
+    let alice = g.account("a", "1").unwrap().person();
+    let carol = g.account("c", "3").unwrap().person();
+    assert_ne!(alice, carol, "Alice and Carol merged through reception@");
+    assert!(carol
+        .conflicts()
+        .iter()
+        .any(|c| c.kind == ConflictKind::SharedEmail));
+}
+
+#[test]
+fn a_foreign_windows_domain_is_not_the_firms() {
+    let g = resolve(
+        input(vec![
+            acct("a", "1", "ACME\\jdoe", None, "John", "Doe"),
+            acct("b", "2", "CLIENTCORP\\jdoe", None, "J", "Doe"),
+        ]),
+        &config(),
+    );
+    assert_eq!(g.persons().len(), 2);
+    assert_eq!(g.person_by_login("clientcorp\\JDOE").len(), 1);
+    assert_eq!(g.person_by_login("jdoe@clientcorp").len(), 1);
+}
+
+#[test]
+fn a_last_name_inside_another_is_a_different_last_name() {
+    let g = resolve(
+        input(vec![
+            acct("a", "1", "jli", Some("team@acme.com"), "John", "Li"),
+            acct(
+                "b",
+                "2",
+                "jwilliams",
+                Some("team@acme.com"),
+                "John",
+                "Williams",
+            ),
+            acct("a", "3", "asmith", Some("anna@acme.com"), "Anna", "Smith"),
+            acct(
+                "b",
+                "4",
+                "asmith",
+                Some("anna@acme.com"),
+                "Anna",
+                "Smith-Jones",
+            ),
+        ]),
+        &config(),
+    );
+    assert_eq!(
+        clusters(&g),
+        vec![vec!["a/1"], vec!["a/3", "b/4"], vec!["b/2"]],
+        "Li is not Williams; Smith is a part of Smith-Jones"
+    );
+}
+
+#[test]
+fn persons_come_in_the_string_order_of_their_ids() {
+    // The API pages with `id <= after` and `partition_point`, comparing ids as strings.
+    let accounts = (0..12)
+        .map(|i| blank("a", &format!("u{i:02}"), &format!("user{i}"), None))
+        .collect();
+    let g = resolve(input(accounts), &config());
+    let ids: Vec<&str> = g.persons().map(|p| p.id()).collect();
+    let mut sorted = ids.clone();
+    sorted.sort_unstable();
+    assert_eq!(ids, sorted);
+    assert_eq!(g.person("p10").unwrap().id(), "p10");
+}
+
+/// Like `arbitrary_firm`, with accounts that may lack names too (the bridge case).
+fn arbitrary_sparse_firm() -> impl Strategy<Value = Vec<Account>> {
+    let logins = prop::sample::select(vec!["jdoe", "JDoe", "ACME\\jdoe", "mray", "jsmith"]);
+    let emails = prop::option::of(prop::sample::select(vec![
+        "jdoe@acme.com",
+        "JDOE@acme-law.com",
+        "reception@acme.com",
+        "mray@acme.com",
+    ]));
+    let first = prop::option::of(prop::sample::select(vec![
+        "John", "Jane", "Mary", "J", "José",
+    ]));
+    let last = prop::option::of(prop::sample::select(vec!["Doe", "Smith", "Ray"]));
+    let db = prop::sample::select(vec!["a", "b", "c", "d", "e"]);
+    prop::collection::vec((db, logins, emails, first, last), 1..24).prop_map(|rows| {
+        rows.into_iter()
+            .enumerate()
+            .map(|(i, (db, login, email, first, last))| Account {
+                first_name: first.map(Into::into),
+                last_name: last.map(Into::into),
+                ..acct(db, &format!("u{i}"), login, email, "", "")
+            })
+            .collect()
+    })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(128))]
+
+    /// Without overrides, no person holds two accounts the rules keep apart: emails that
+    /// differ, or names that clearly disagree (directly or through other accounts).
+    #[test]
+    fn no_person_holds_two_accounts_the_rules_keep_apart(accounts in arbitrary_sparse_firm()) {
+        use graph::normalize::{last_name_key, name_key, names_disagree, Normalizer};
+        let config = config();
+        let norm = Normalizer::new(&config.email_domain_aliases, &config.login_domain_aliases);
+        let g = resolve(input(accounts), &config);
+        for p in g.persons() {
+            let accounts: Vec<_> = p.accounts().collect();
+            for (i, x) in accounts.iter().enumerate() {
+                for y in &accounts[i + 1..] {
+                    let (ex, ey) = (
+                        x.email().and_then(|e| norm.email_key(e)),
+                        y.email().and_then(|e| norm.email_key(e)),
+                    );
+                    prop_assert!(!matches!((&ex, &ey), (Some(a), Some(b)) if a != b),
+                        "{} holds {:?} and {:?}", p.id(), ex, ey);
+                    let nx = (name_key(x.first_name().unwrap_or("")), last_name_key(x.last_name().unwrap_or("")));
+                    let ny = (name_key(y.first_name().unwrap_or("")), last_name_key(y.last_name().unwrap_or("")));
+                    prop_assert!(!names_disagree((&nx.0, &nx.1), (&ny.0, &ny.1)),
+                        "{} holds {:?} and {:?}", p.id(), nx, ny);
+                }
+            }
+        }
+    }
+}
