@@ -549,3 +549,22 @@ pub async fn load_graph(store: &Store, config: &graph::ResolveConfig) -> Result<
         .await?;
     Ok(graph)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The API runs operations inside async-graphql resolvers and spawned tasks, which need
+    /// `Send` futures and a `Send + Sync` operator; this fails to compile if that breaks.
+    #[allow(dead_code)]
+    fn futures_are_send(operator: &Operator, plan: &Plan, store: &Store) {
+        fn send<T: Send>(_: &T) {}
+        fn shared<T: Send + Sync + Clone + 'static>() {}
+        shared::<Operator>();
+        send(&operator.run(plan, "a", false, &()));
+        send(&operator.apply(1, "a"));
+        send(&operator.operations(&OperationQuery::default()));
+        send(&operator.audit(&AuditQuery::default()));
+        send(&load_graph(store, &graph::ResolveConfig::default()));
+    }
+}
