@@ -25,6 +25,23 @@
 //! Writes need the `admin` role at the API; this crate records the actor it is given. The
 //! iManage token needs the `admin` scope: a `user`-scope token gets 403 on the first write,
 //! reported as a failed step with kind `forbidden`.
+//!
+//! Wiring a mutation (what `idgraph offboard` does, and what `offboardPerson` should do):
+//!
+//! ```no_run
+//! # async fn mutation(operator: ops::Operator, graph: &graph::Graph) -> ops::Result<()> {
+//! let plan = operator.plan_offboard(graph, "p42", ops::OffboardOptions::default())?;
+//! let dry_run = false;
+//! // In a task of its own, so a dropped request cannot cancel an apply halfway.
+//! let report = tokio::spawn(async move {
+//!     operator.run(&plan, "admin-key:alice", dry_run, &()).await
+//! })
+//! .await
+//! .expect("the apply task ran")?;
+//! // report.status, report.steps (done / failed with the upstream error / not attempted);
+//! // then reload the graph (the touched databases were harvested again).
+//! # Ok(()) }
+//! ```
 
 mod error;
 mod execute;
