@@ -113,7 +113,7 @@ async fn gql(
     (status, resp.json().await.unwrap_or(Value::Null))
 }
 
-const PERSON: &str = "query($login: String!) { person(login: $login) { id displayName logins emails accounts { database userId loginName email active groups { database groupId name } person { id } } reach { database access account { userId } group { groupId } } evidence { key value accounts { userId } } conflicts { kind detail } } }";
+const PERSON: &str = "query($login: String!) { person(login: $login) { id displayName logins emails accounts { database userId loginName email active groups { database groupId name } person { id } } reach { database access account { userId } group { groupId } workspace { workspaceId } } evidence { key value accounts { userId } } conflicts { kind detail } } }";
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn serve_answers_the_contract_queries_from_a_harvest() {
@@ -245,7 +245,7 @@ async fn serve_answers_the_contract_queries_from_a_harvest() {
             .as_array()
             .unwrap()
             .iter()
-            .filter(|g| !g["group"].is_null())
+            .filter(|g| g["workspace"].is_null())
             .count();
         let groups: usize = person["accounts"]
             .as_array()
@@ -255,7 +255,7 @@ async fn serve_answers_the_contract_queries_from_a_harvest() {
             .sum();
         assert_eq!(
             reach_groups, groups,
-            "reach lists every group of every account"
+            "reach lists every group of every account: {body}"
         );
         assert!(
             !person["evidence"].as_array().unwrap().is_empty(),

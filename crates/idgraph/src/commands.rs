@@ -364,7 +364,10 @@ async fn demo(args: DemoArgs) -> anyhow::Result<ExitCode> {
         .map_err(|_| anyhow::anyhow!("building the demo key"))?];
     let mut resolve = config.resolve_config();
     resolve.email_domain_aliases = truth.email_domain_aliases.clone();
-    resolve.login_domain_aliases = vec![truth.login_domains.clone()];
+    // The firm's Windows domains and its email domains are one login domain.
+    let mut login_domains = truth.login_domains.clone();
+    login_domains.extend(truth.email_domain_aliases.iter().flatten().cloned());
+    resolve.login_domain_aliases = vec![login_domains];
     let state = api::AppState::new(store, Some(keys), api::Limits::default(), resolve);
     let stats = api::reload(&state).await?;
     info!(?stats, "graph ready");
