@@ -10,10 +10,12 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use store::{ChangeKind, ChangeQuery, Store};
-use support::{assert_store_matches_sim, client, start_sim, Backend, TestStore};
+use support::{
+    assert_store_matches_sim, assert_workspaces_match_sim, client, start_sim, Backend, TestStore,
+};
 
 async fn harvest(sim: &imanage_sim::RunningSim, store: &Store, page_size: u32) -> HarvestReport {
-    let databases = sim.handle.truth().databases;
+    let databases = sim.handle.databases();
     let harvester = Harvester::new(
         Arc::new(client(sim, page_size, 8)),
         store.clone(),
@@ -40,13 +42,17 @@ enum Seen {
     Field(String, String, String, Option<String>, Option<String>),
     MemberAdded(String, String, String),
     MemberRemoved(String, String, String),
+    /// A deleted user's own entry on a workspace's security (database, workspace, user).
+    EntryRemoved(String, String, String),
 }
+
+/// A field of an account: (database, user id, field).
+type FieldKey = (String, String, String);
 
 /// The net effect of the simulator's changes: a field changed twice is one change from the first
 /// old value to the last new one; a membership added and removed again is none.
 fn expected_changes(changes: &[Change]) -> Vec<Seen> {
-    let mut fields: BTreeMap<(String, String, String), (Option<String>, Option<String>)> =
-        BTreeMap::new();
+    let mut fields: BTreeMap<FieldKey, (Option<String>, Option<String>)> = BTreeMap::new();
     let mut members: BTreeMap<(String, String, String), i32> = BTreeMap::new();
     let mut out = Vec::new();
     for c in changes {
@@ -93,6 +99,15 @@ fn expected_changes(changes: &[Change]) -> Vec<Seen> {
                     .entry((database.clone(), group_id.clone(), user_id.clone()))
                     .or_default() -= 1
             }
+            Change::WorkspaceEntryRemoved {
+                database,
+                workspace_id,
+                user_id,
+            } => out.push(Seen::EntryRemoved(
+                database.clone(),
+                workspace_id.clone(),
+                user_id.clone(),
+            )),
         }
     }
     for ((db, user, field), (old, new)) in fields {
@@ -145,6 +160,9 @@ async fn logged_changes(store: &Store, run_id: i64) -> Vec<Seen> {
                 ),
                 ChangeKind::MembershipAdded => Seen::MemberAdded(db, group, user),
                 ChangeKind::MembershipRemoved => Seen::MemberRemoved(db, group, user),
+                ChangeKind::WorkspaceEntryRemoved => {
+                    Seen::EntryRemoved(db, c.workspace_id.clone().unwrap_or_default(), user)
+                }
                 other => panic!("unexpected change kind {other:?} in {c:?}"),
             });
         }
@@ -195,6 +213,7 @@ async fn big_firm_with_faults_and_drift(backend: Backend) {
         started.elapsed().as_secs_f64()
     );
     assert_store_matches_sim(&ts.store, &sim.handle).await;
+    assert_workspaces_match_sim(&ts.store, &sim.handle).await;
 
     let mutation = sim.handle.mutate(0.01, 99);
     assert!(
@@ -213,6 +232,7 @@ async fn big_firm_with_faults_and_drift(backend: Backend) {
         mutation.changes.len()
     );
     assert_store_matches_sim(&ts.store, &sim.handle).await;
+    assert_workspaces_match_sim(&ts.store, &sim.handle).await;
     let expected = expected_changes(&mutation.changes);
     let logged = logged_changes(&ts.store, second.run_id).await;
     if expected != logged {
@@ -270,13 +290,17 @@ async fn calls_equal_the_minimum_without_faults() {
                 .find(|d| d.customer_id == db.database)
                 .unwrap();
             let pages = |n: usize| (n as u64).div_ceil(u64::from(page_size)).max(1);
+            // Users, groups, every group's members, the workspaces, and one security call
+            // per workspace.
             let minimum = pages(snapshot.users.len())
                 + pages(snapshot.groups.len())
                 + snapshot
                     .groups
                     .values()
                     .map(|g| pages(g.members.len()))
-                    .sum::<u64>();
+                    .sum::<u64>()
+                + pages(snapshot.workspaces.len())
+                + snapshot.workspaces.len() as u64;
             assert_eq!(db.stats.min_calls, minimum, "{}: minimum", db.database);
             assert_eq!(db.stats.api_calls, minimum, "{}: calls made", db.database);
             assert_eq!(db.stats.retries, 0);
@@ -305,7 +329,7 @@ async fn a_failing_database_keeps_its_last_complete_state() {
         .await;
         let ts = TestStore::new(backend).await;
         assert!(harvest(&sim, &ts.store, 1000).await.all_complete());
-        let down = sim.handle.truth().databases[1].clone();
+        let down = sim.handle.databases()[1].clone();
         let before = ts.store.load_database(&down).await.unwrap();
 
         sim.handle.set_database_down(&down, true);
@@ -340,6 +364,7 @@ async fn a_failing_database_keeps_its_last_complete_state() {
         sim.handle.set_database_down(&down, false);
         assert!(harvest(&sim, &ts.store, 1000).await.all_complete());
         assert_store_matches_sim(&ts.store, &sim.handle).await;
+        assert_workspaces_match_sim(&ts.store, &sim.handle).await;
     }
 }
 
@@ -359,7 +384,7 @@ async fn endless_drift_is_reported_not_committed() {
     .await;
     let ts = TestStore::new(Backend::Sqlite).await;
     assert!(harvest(&sim, &ts.store, 500).await.all_complete());
-    let db = sim.handle.truth().databases[0].clone();
+    let db = sim.handle.databases()[0].clone();
     let before = ts.store.load_database(&db).await.unwrap();
     sim.handle.set_drift(1);
     let report = harvest(&sim, &ts.store, 500).await;

@@ -15,7 +15,21 @@ pub const CLIENT_SECRET: &str = "idgraph-secret";
 
 /// Starts a simulator on 127.0.0.1 with an OS-chosen port.
 pub async fn start_sim(firm: FirmSpec, fault_rate: f64, token_ttl_s: u64) -> RunningSim {
-    let sim = Sim::new(SimConfig {
+    start_sim_config(sim_config(firm, fault_rate, token_ttl_s)).await
+}
+
+/// Starts a simulator of any configuration on 127.0.0.1 with an OS-chosen port.
+pub async fn start_sim_config(config: SimConfig) -> RunningSim {
+    Sim::new(config)
+        .spawn("127.0.0.1:0")
+        .await
+        .expect("simulator starts")
+}
+
+/// The configuration [`start_sim`] uses: the v1 shape, the admin client and a `user`-scope
+/// client `reader`.
+pub fn sim_config(firm: FirmSpec, fault_rate: f64, token_ttl_s: u64) -> SimConfig {
+    SimConfig {
         firm,
         clients: vec![
             ClientSpec {
@@ -33,8 +47,7 @@ pub async fn start_sim(firm: FirmSpec, fault_rate: f64, token_ttl_s: u64) -> Run
         fault_rate,
         token_ttl_s,
         ..SimConfig::default()
-    });
-    sim.spawn("127.0.0.1:0").await.expect("simulator starts")
+    }
 }
 
 pub fn base_url(sim: &RunningSim) -> String {
@@ -43,7 +56,18 @@ pub fn base_url(sim: &RunningSim) -> String {
 
 /// A client for the simulator's admin client.
 pub fn client(sim: &RunningSim, page_size: u32, max_concurrency: usize) -> imanage::Client {
+    client_with_profile(sim, imanage::ApiProfile::V1, page_size, max_concurrency)
+}
+
+/// A client for the simulator's admin client in the given API profile.
+pub fn client_with_profile(
+    sim: &RunningSim,
+    api: imanage::ApiProfile,
+    page_size: u32,
+    max_concurrency: usize,
+) -> imanage::Client {
     imanage::Client::new(imanage::ClientConfig {
+        api,
         base_url: url::Url::parse(&base_url(sim)).unwrap(),
         client_id: CLIENT_ID.into(),
         client_secret: SecretString::from(CLIENT_SECRET),
@@ -239,5 +263,66 @@ pub async fn assert_store_matches_sim(store: &Store, sim: &imanage_sim::SimHandl
             "{}: memberships differ",
             db.customer_id
         );
+    }
+}
+
+/// Asserts that the store's current workspaces and security entries of every simulated database
+/// equal the simulator's exactly.
+pub async fn assert_workspaces_match_sim(store: &Store, sim: &imanage_sim::SimHandle) {
+    for db in sim.snapshot() {
+        let stored = store
+            .load_database(&db.customer_id)
+            .await
+            .expect("database loads from the store");
+        let workspaces = stored
+            .workspaces
+            .as_ref()
+            .unwrap_or_else(|| panic!("{}: no workspaces stored", db.customer_id));
+        let got: Vec<(&str, Option<&str>, &str)> = workspaces
+            .iter()
+            .map(|w| {
+                (
+                    w.workspace_id.as_str(),
+                    w.name.as_deref(),
+                    w.default_security.as_str(),
+                )
+            })
+            .collect();
+        let want: Vec<(&str, Option<&str>, &str)> = db
+            .workspaces
+            .values()
+            .map(|w| {
+                (
+                    w.id.as_str(),
+                    Some(w.name.as_str()),
+                    w.default_security.as_str(),
+                )
+            })
+            .collect();
+        assert_eq!(got, want, "{}: workspaces differ", db.customer_id);
+        let got: BTreeSet<(&str, &str, bool, &str)> = stored
+            .workspace_entries
+            .as_ref()
+            .unwrap_or_else(|| panic!("{}: no security entries stored", db.customer_id))
+            .iter()
+            .map(|e| {
+                (
+                    e.workspace_id.as_str(),
+                    e.principal_id.as_str(),
+                    e.is_group,
+                    e.access.as_str(),
+                )
+            })
+            .collect();
+        let want: BTreeSet<(&str, &str, bool, &str)> = db
+            .workspaces
+            .values()
+            .flat_map(|w| {
+                w.security
+                    .iter()
+                    .map(move |e| (w.id.as_str(), e.id.as_str(), e.is_group, e.access.as_str()))
+            })
+            .collect();
+        assert_eq!(got, want, "{}: security entries differ", db.customer_id);
     }
 }

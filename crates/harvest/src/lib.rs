@@ -1,7 +1,9 @@
 //! Harvest: crawl every configured iManage database into the store.
 //!
-//! Each database is crawled on its own (users, groups, then every group's members), all of them at
-//! once under the client's shared concurrency cap. A crawl is committed to the store in one
+//! Each database is crawled on its own (users, groups, every group's members, then, where the
+//! deployment offers them, the workspaces and every workspace's security), all of them at once
+//! under the client's shared concurrency cap. The harvester does not know which API profile the
+//! [`Directory`] speaks. A crawl is committed to the store in one
 //! transaction and only when it is complete and consistent; a crawl that fails, or whose pages
 //! drifted more often than the bounded number of re-crawls allows, is recorded as incomplete and
 //! leaves the database's last complete state untouched. This crate decides nothing about identity.
@@ -11,8 +13,8 @@ pub mod progress;
 
 use crawl::{collect, min_calls, Drift, PageObserver};
 use futures::{stream, StreamExt, TryStreamExt};
-use imanage::Directory;
-use model::{DatabaseSnapshot, Membership};
+use imanage::{Directory, WorkspaceListing};
+use model::{DatabaseSnapshot, Membership, Workspace, WorkspaceEntry};
 use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -36,6 +38,9 @@ pub enum ListKind {
     Users,
     Groups,
     Members,
+    Workspaces,
+    /// One workspace's security (one call, not paged).
+    Security,
 }
 
 /// How a harvest runs.
@@ -48,8 +53,8 @@ pub struct HarvestOptions {
     /// How many times a database is crawled again after pagination drift before its crawl is
     /// given up as incomplete.
     pub max_recrawls: u32,
-    /// Group member listings of one database in flight at once. The client's own cap bounds
-    /// the requests actually on the wire across all databases.
+    /// Group member listings (and workspace security calls) of one database in flight at once.
+    /// The client's own cap bounds the requests actually on the wire across all databases.
     pub member_listings_in_flight: usize,
 }
 
@@ -73,6 +78,9 @@ pub enum Outcome {
         accounts: usize,
         groups: usize,
         memberships: usize,
+        /// Workspaces and security entries, `None` when the deployment offers no workspace
+        /// security.
+        workspaces: Option<(usize, usize)>,
     },
     /// Not committed; the database keeps its last complete state.
     Incomplete { cause: String },
@@ -108,11 +116,18 @@ impl DatabaseReport {
                 accounts,
                 groups,
                 memberships,
-            } => format!(
-                "{}: complete: {accounts} accounts, {groups} groups, {memberships} memberships; \
-                 {} changes logged; {cost}",
-                self.database, changes.total
-            ),
+                workspaces,
+            } => {
+                let workspaces = match workspaces {
+                    Some((w, e)) => format!(", {w} workspaces ({e} security entries)"),
+                    None => ", no workspace security offered".to_string(),
+                };
+                format!(
+                    "{}: complete: {accounts} accounts, {groups} groups, {memberships} \
+                     memberships{workspaces}; {} changes logged; {cost}",
+                    self.database, changes.total
+                )
+            }
             Outcome::Incomplete { cause } => format!(
                 "{}: INCOMPLETE, last complete state kept: {cause}; {cost}",
                 self.database
@@ -211,6 +226,12 @@ impl<D: Directory + 'static> Harvester<D> {
                     snapshot.groups.len(),
                     snapshot.memberships.len(),
                 );
+                let workspaces = snapshot.workspaces.as_ref().map(|w| {
+                    (
+                        w.len(),
+                        snapshot.workspace_entries.as_ref().map_or(0, Vec::len),
+                    )
+                });
                 let changes = self
                     .store
                     .commit_database(run_id, &snapshot, &stats)
@@ -222,6 +243,7 @@ impl<D: Directory + 'static> Harvester<D> {
                         accounts,
                         groups,
                         memberships,
+                        workspaces,
                     },
                     stats,
                 }
@@ -361,6 +383,30 @@ impl<D: Directory + 'static> Harvester<D> {
         if let Some(d) = drift {
             return Ok(Err(d));
         }
+
+        let group_ids: HashSet<&str> = groups.items.iter().map(|g| g.id.as_str()).collect();
+        let observer = Observer {
+            kind: ListKind::Workspaces,
+            ..observer
+        };
+        let security = match self
+            .crawl_workspaces(database, &user_ids, &group_ids, stats, &observer)
+            .await?
+        {
+            Ok(security) => security,
+            Err(d) => return Ok(Err(d)),
+        };
+        let (workspaces, workspace_entries) = match security {
+            Some(found) => {
+                min += found.min_calls;
+                (Some(found.workspaces), Some(found.entries))
+            }
+            // The one call that found no workspace endpoints was needed to find that out.
+            None => {
+                min += 1;
+                (None, None)
+            }
+        };
         stats.min_calls = min;
         memberships.sort();
         Ok(Ok(DatabaseSnapshot {
@@ -376,10 +422,135 @@ impl<D: Directory + 'static> Harvester<D> {
                 .map(|g| g.into_group(database))
                 .collect(),
             memberships,
-            workspaces: None,
-            workspace_entries: None,
+            workspaces,
+            workspace_entries,
         }))
     }
+
+    /// The workspaces of a database and every workspace's security, one security call per
+    /// workspace, concurrently like the member listings. `Ok(Ok(None))` when the deployment
+    /// offers no workspace security. Drift, as for the other lists: the workspace list's own
+    /// signals, a workspace gone before its security was read, or an entry naming a user or
+    /// group the listings did not have.
+    async fn crawl_workspaces(
+        &self,
+        database: &str,
+        user_ids: &HashSet<&str>,
+        group_ids: &HashSet<&str>,
+        stats: &mut CrawlStats,
+        observer: &Observer<'_>,
+    ) -> Result<Result<Option<SecurityCrawl>, CrawlDrift>, String> {
+        let page_size = self.options.page_size;
+        let dir = &*self.directory;
+        let mut listing = Box::pin(dir.workspaces(database));
+        let first = match listing.next().await {
+            Some(Ok(WorkspaceListing::Page(page))) => page,
+            Some(Ok(WorkspaceListing::NotOffered)) => {
+                stats.api_calls += 1;
+                stats.pages += 1;
+                return Ok(Ok(None));
+            }
+            Some(Err(e)) => return Err(format!("listing workspaces: {e}")),
+            None => return Err("listing workspaces: the list ended without a page".into()),
+        };
+        let pages = stream::once(async { Ok(first) }).chain(listing.map(|item| match item {
+            Ok(WorkspaceListing::Page(page)) => Ok(page),
+            Ok(WorkspaceListing::NotOffered) => {
+                Err("workspaces stopped being offered in the middle of the list".to_string())
+            }
+            Err(e) => Err(e.to_string()),
+        }));
+        let workspaces = collect(pages, page_size, |w| w.id.clone(), observer)
+            .await
+            .map_err(|e| format!("listing workspaces: {e}"))?;
+        stats.api_calls += workspaces.calls;
+        stats.pages += workspaces.pages;
+        if let Some(d) = workspaces.drift {
+            return Ok(Err(CrawlDrift::Workspaces(d)));
+        }
+        let min_calls =
+            min_calls(workspaces.items.len(), page_size) + workspaces.items.len() as u64;
+
+        let security_observer = Observer {
+            kind: ListKind::Security,
+            ..*observer
+        };
+        let read: Vec<(imanage::Workspace, Option<imanage::WorkspaceSecurity>)> =
+            stream::iter(workspaces.items.into_iter().map(|ws| {
+                let observer = &security_observer;
+                async move {
+                    match dir.workspace_security(database, &ws.id).await {
+                        Ok(security) => {
+                            observer.page(security.members.len(), None, security.attempts);
+                            Ok((ws, Some(security)))
+                        }
+                        // Deleted since the list was read: drift, which a new pass heals.
+                        Err(e) if e.is_not_found() => Ok((ws, None)),
+                        Err(e) => Err(format!("reading the security of workspace {}: {e}", ws.id)),
+                    }
+                }
+            }))
+            .buffer_unordered(self.options.member_listings_in_flight.max(1))
+            .try_collect()
+            .await?;
+
+        let mut rows = Vec::with_capacity(read.len());
+        let mut entries = Vec::new();
+        let mut drift = None;
+        for (ws, security) in read {
+            let Some(security) = security else {
+                stats.api_calls += 1;
+                drift.get_or_insert(CrawlDrift::WorkspaceGone(ws.id.clone()));
+                continue;
+            };
+            stats.api_calls += u64::from(security.attempts.max(1));
+            stats.pages += 1;
+            let id = ws.id.clone();
+            let row = ws
+                .into_workspace(database, &security)
+                .map_err(|e| e.to_string())?;
+            for e in security.into_entries(database, &id) {
+                let known = if e.is_group {
+                    group_ids.contains(e.principal_id.as_str())
+                } else {
+                    user_ids.contains(e.principal_id.as_str())
+                };
+                if !known && drift.is_none() {
+                    // Added or removed between the listings and this call.
+                    drift = Some(CrawlDrift::UnknownPrincipal(
+                        id.clone(),
+                        e.principal_id.clone(),
+                    ));
+                }
+                entries.push(e);
+            }
+            rows.push(row);
+        }
+        if let Some(d) = drift {
+            return Ok(Err(d));
+        }
+        rows.sort_by(|a, b| a.workspace_id.cmp(&b.workspace_id));
+        entries.sort_by(|a, b| {
+            (&a.workspace_id, !a.is_group, &a.principal_id).cmp(&(
+                &b.workspace_id,
+                !b.is_group,
+                &b.principal_id,
+            ))
+        });
+        Ok(Ok(Some(SecurityCrawl {
+            workspaces: rows,
+            entries,
+            min_calls,
+        })))
+    }
+}
+
+/// What one pass found of a database's workspace security.
+struct SecurityCrawl {
+    workspaces: Vec<Workspace>,
+    entries: Vec<WorkspaceEntry>,
+    /// The fewest calls the workspace list and the security calls take.
+    min_calls: u64,
 }
 
 /// Drift somewhere in one pass over a database.
@@ -389,6 +560,9 @@ enum CrawlDrift {
     Groups(Drift),
     Members(String, Drift),
     UnknownMember(String, String),
+    Workspaces(Drift),
+    WorkspaceGone(String),
+    UnknownPrincipal(String, String),
 }
 
 impl std::fmt::Display for CrawlDrift {
@@ -400,10 +574,19 @@ impl std::fmt::Display for CrawlDrift {
             CrawlDrift::UnknownMember(g, u) => {
                 write!(f, "group {g} lists {u}, which the users list did not have")
             }
+            CrawlDrift::Workspaces(d) => write!(f, "workspaces: {d}"),
+            CrawlDrift::WorkspaceGone(w) => {
+                write!(f, "workspace {w} was gone before its security was read")
+            }
+            CrawlDrift::UnknownPrincipal(w, p) => write!(
+                f,
+                "workspace {w}'s security names {p}, which the users and groups lists did not have"
+            ),
         }
     }
 }
 
+#[derive(Clone, Copy)]
 struct Observer<'a> {
     progress: &'a dyn Progress,
     database: &'a str,

@@ -196,6 +196,14 @@ pub struct SimArgs {
     /// Default: idgraph:idgraph-secret:admin user
     #[arg(long = "client", value_name = "ID:SECRET:SCOPES")]
     pub clients: Vec<String>,
+    /// The API shape to serve: v1 (the API summary's, with the workspace extension) or v2
+    /// (iManage Work's: discovery at /api, the databases as libraries, X-Auth-Token).
+    #[arg(long, value_name = "v1|v2", default_value = "v1", value_parser = parse_api_profile)]
+    pub api: imanage_sim::ApiProfile,
+}
+
+fn parse_api_profile(s: &str) -> Result<imanage_sim::ApiProfile, String> {
+    s.parse().map_err(|e: imanage_sim::Error| e.to_string())
 }
 
 #[derive(Debug, Args)]

@@ -92,6 +92,10 @@ fn client_from_parts(
     let i = &config.imanage;
     let client_config = imanage::ClientConfig {
         base_url,
+        api: match i.api {
+            crate::config::ApiProfile::V1 => imanage::ApiProfile::V1,
+            crate::config::ApiProfile::V2 => imanage::ApiProfile::V2,
+        },
         client_id,
         client_secret,
         scopes: i.scopes.clone(),
@@ -103,13 +107,29 @@ fn client_from_parts(
     imanage::Client::new(client_config).map_err(|e| bad_config(anyhow::anyhow!("{e}")))
 }
 
-fn databases(config: &Config) -> anyhow::Result<Vec<String>> {
-    if config.imanage.customers.is_empty() {
+/// The databases to harvest: `IMANAGE_CUSTOMERS` when set; otherwise, with `IMANAGE_API=v2`,
+/// the libraries the v2 discovery (`GET /api`) names.
+async fn databases(config: &Config, client: &imanage::Client) -> anyhow::Result<Vec<String>> {
+    if !config.imanage.customers.is_empty() {
+        return Ok(config.imanage.customers.clone());
+    }
+    if config.imanage.api != crate::config::ApiProfile::V2 {
         return Err(bad_config(anyhow::anyhow!(
-            "IMANAGE_CUSTOMERS is not set: name the customer_ids (databases) to harvest"
+            "IMANAGE_CUSTOMERS is not set: name the customer_ids (databases) to harvest, or set \
+             IMANAGE_API=v2 to discover the libraries"
         )));
     }
-    Ok(config.imanage.customers.clone())
+    let libraries = client
+        .discover_libraries()
+        .await
+        .context("discovering the libraries to harvest (GET /api)")?;
+    if libraries.is_empty() {
+        return Err(bad_config(anyhow::anyhow!(
+            "the v2 discovery names no libraries and IMANAGE_CUSTOMERS is not set"
+        )));
+    }
+    info!(libraries = %libraries.join(","), "libraries discovered");
+    Ok(libraries)
 }
 
 fn progress() -> Box<dyn Progress> {
@@ -121,8 +141,8 @@ fn progress() -> Box<dyn Progress> {
 }
 
 async fn harvest_once(config: &Config, args: HarvestArgs) -> anyhow::Result<ExitCode> {
-    let databases = databases(config)?;
     let client = Arc::new(imanage_client(config)?);
+    let databases = databases(config, &client).await?;
     let store = open_store(&config.database_url).await?;
     let options = HarvestOptions {
         databases,
@@ -192,6 +212,7 @@ async fn sim(args: SimArgs) -> anyhow::Result<ExitCode> {
         latency_ms: args.latency_ms,
         fault_rate: args.fault_rate,
         token_ttl_s: args.token_ttl_s,
+        api: args.api,
         ..SimConfig::default()
     });
     if let Some(path) = &args.truth {
@@ -203,9 +224,15 @@ async fn sim(args: SimArgs) -> anyhow::Result<ExitCode> {
         .await
         .with_context(|| format!("binding {}", args.listen))?;
     let addr = listener.local_addr()?;
-    let customers: Vec<String> = sim.handle().truth().databases.clone();
+    let customers: Vec<String> = sim.handle().databases();
     println!("idgraph sim listening on http://{addr}");
     println!("databases: {}", customers.join(","));
+    if args.api == imanage_sim::ApiProfile::V2 {
+        println!(
+            "api: v2 (customer id {}; the databases are libraries; discovery at /api)",
+            imanage_sim::V2_CUSTOMER_ID
+        );
+    }
     tokio::select! {
         served = sim.serve(listener) => served.context("serving the simulator")?,
         _ = shutdown_signal() => info!("simulator stopping"),
@@ -228,7 +255,8 @@ async fn serve(config: &Config, args: ServeArgs) -> anyhow::Result<ExitCode> {
         None
     } else {
         let client = Arc::new(imanage_client(config)?);
-        Some((client, databases(config)?))
+        let databases = databases(config, &client).await?;
+        Some((client, databases))
     };
     let store = open_store(&config.database_url).await?;
     let keys = if args.insecure_no_auth && keys.is_empty() {
