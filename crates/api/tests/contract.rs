@@ -945,3 +945,170 @@ async fn overrides_apply_at_once_and_are_validated() {
         .collect();
     assert_eq!(before, after);
 }
+
+#[tokio::test]
+async fn workspace_reach_follows_entries_groups_and_defaults() {
+    let f = Fixture::loaded().await;
+    let router = api::router(f.state.clone());
+    let sim = f.firm.databases[0].clone();
+    let db = sim.customer_id.clone();
+    let group = sim.groups.values().find(|g| g.members.len() >= 3).unwrap();
+    let mut in_group = group.members.iter();
+    let (u1, u2) = (
+        in_group.next().unwrap().clone(),
+        in_group.next().unwrap().clone(),
+    );
+    let u3 = sim
+        .users
+        .keys()
+        .find(|u| !group.members.contains(*u))
+        .unwrap()
+        .clone();
+
+    let ws = |id: &str, default: model::DefaultSecurity| model::Workspace {
+        database: db.clone(),
+        workspace_id: id.into(),
+        name: Some(format!("Matter {id}")),
+        default_security: default,
+        raw: json!({"id": id}),
+    };
+    let entry =
+        |ws: &str, principal: &str, is_group: bool, access: model::Access| model::WorkspaceEntry {
+            database: db.clone(),
+            workspace_id: ws.into(),
+            principal_id: principal.into(),
+            is_group,
+            access,
+        };
+    let mut snapshot = support::snapshot(&sim);
+    snapshot.workspaces = Some(vec![
+        ws("ws-team", model::DefaultSecurity::Private),
+        ws("ws-open", model::DefaultSecurity::Public),
+        ws("ws-view", model::DefaultSecurity::View),
+        ws("ws-locked", model::DefaultSecurity::Private),
+    ]);
+    snapshot.workspace_entries = Some(vec![
+        entry("ws-team", &group.id, true, model::Access::ReadWrite),
+        entry("ws-team", &u1, false, model::Access::FullAccess),
+        entry("ws-team", &u2, false, model::Access::NoAccess),
+        entry("ws-team", &u3, false, model::Access::Read),
+        entry("ws-view", &group.id, true, model::Access::NoAccess),
+    ]);
+    let run = f.store.start_run(std::slice::from_ref(&db)).await.unwrap();
+    f.store
+        .commit_database(run, &snapshot, &store::CrawlStats::default())
+        .await
+        .unwrap();
+    f.store.finish_run(run).await.unwrap();
+    api::reload(&f.state).await.unwrap();
+
+    let reach = |ws: &'static str| {
+        let router = router.clone();
+        let db = db.clone();
+        async move {
+            let d = data(
+                &router,
+                "query($db: String!, $ws: String!) { whoCanReach(database: $db, workspaceId: $ws) { \
+                 database access via path account { userId } group { groupId } workspace { workspaceId name defaultSecurity } } }",
+                json!({"db": db, "ws": ws}),
+            )
+            .await;
+            d["whoCanReach"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|g| {
+                    assert_eq!(g["workspace"]["workspaceId"], json!(ws));
+                    assert_eq!(
+                        g["path"].as_array().unwrap().last().unwrap(),
+                        &json!(format!("workspace:{db}/{ws}"))
+                    );
+                    (
+                        g["account"]["userId"].as_str().unwrap().to_string(),
+                        g.clone(),
+                    )
+                })
+                .collect::<BTreeMap<String, Value>>()
+        }
+    };
+
+    // ws-team: u1's and u3's own entries decide; u2's own no_access shuts it out; the other
+    // members come in through the group.
+    let team = reach("ws-team").await;
+    let mut expected: BTreeSet<String> = group.members.clone();
+    expected.remove(&u2);
+    expected.insert(u3.clone());
+    assert_eq!(team.keys().cloned().collect::<BTreeSet<_>>(), expected);
+    assert_eq!(team[&u1]["access"], json!("full_access"));
+    assert_eq!(team[&u1]["via"], json!("EXPLICIT"));
+    assert_eq!(team[&u3]["access"], json!("read"));
+    for (user, g) in &team {
+        if *user != u1 && *user != u3 {
+            assert_eq!(g["access"], json!("read_write"));
+            assert_eq!(g["via"], json!("GROUP"));
+            assert_eq!(g["group"]["groupId"], json!(group.id));
+        }
+    }
+
+    // ws-open: everyone in the database, by default.
+    let open = reach("ws-open").await;
+    assert_eq!(open.len(), sim.users.len());
+    for g in open.values() {
+        assert_eq!(g["access"], json!("read_write"));
+        assert_eq!(g["via"], json!("DEFAULT"));
+        assert!(g["path"]
+            .as_array()
+            .unwrap()
+            .contains(&json!("default:public")));
+        assert_eq!(g["workspace"]["defaultSecurity"], json!("public"));
+    }
+
+    // ws-view: the group's no_access entry beats the default for its members.
+    let view = reach("ws-view").await;
+    let outsiders: BTreeSet<String> = sim
+        .users
+        .keys()
+        .filter(|u| !group.members.contains(*u))
+        .cloned()
+        .collect();
+    assert_eq!(view.keys().cloned().collect::<BTreeSet<_>>(), outsiders);
+    assert!(view.values().all(|g| g["access"] == json!("read")));
+
+    assert!(reach("ws-locked").await.is_empty());
+    let (_, body) = post(
+        &router,
+        Some(READER),
+        "query($db: String!) { whoCanReach(database: $db, workspaceId: \"ws-nope\") { access } }",
+        json!({"db": db}),
+    )
+    .await;
+    assert_eq!(first_code(&body), "NOT_FOUND");
+
+    // The person's reach carries the workspace grants of their accounts.
+    let graph = f.state.current().unwrap();
+    let person = graph.account(&db, &u1).unwrap().person();
+    let d = data(
+        &router,
+        "query($id: ID!) { person(id: $id) { reach { access via account { userId } workspace { workspaceId } } } }",
+        json!({"id": person.id()}),
+    )
+    .await;
+    let grants = d["person"]["reach"].as_array().unwrap();
+    assert!(grants
+        .iter()
+        .any(|g| g["workspace"]["workspaceId"] == json!("ws-team")
+            && g["account"]["userId"] == json!(u1)
+            && g["access"] == json!("full_access")));
+    assert!(!grants
+        .iter()
+        .any(|g| g["workspace"]["workspaceId"] == json!("ws-locked")));
+    let d = data(&router, "{ databases { id workspaceCount } }", json!({})).await;
+    let row = d["databases"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["id"] == json!(db))
+        .unwrap()
+        .clone();
+    assert_eq!(row["workspaceCount"], json!(4));
+}

@@ -214,6 +214,50 @@ async fn list_fan_out_is_bounded() {
     assert!(body.get("errors").is_none(), "{body}");
 }
 
+/// graphql-js's introspection query (what GraphiQL sends on load), with its type references
+/// nested nine `ofType`s deep as newer versions do: it must fit the default depth and
+/// complexity limits, or GraphiQL would show no schema.
+const INTROSPECTION: &str = r#"
+query IntrospectionQuery {
+  __schema {
+    description
+    queryType { name } mutationType { name } subscriptionType { name }
+    types { ...FullType }
+    directives { name description isRepeatable locations args(includeDeprecated: true) { ...InputValue } }
+  }
+}
+fragment FullType on __Type {
+  kind name description specifiedByURL
+  fields(includeDeprecated: true) {
+    name description args(includeDeprecated: true) { ...InputValue }
+    type { ...TypeRef } isDeprecated deprecationReason
+  }
+  inputFields(includeDeprecated: true) { ...InputValue }
+  interfaces { ...TypeRef }
+  enumValues(includeDeprecated: true) { name description isDeprecated deprecationReason }
+  possibleTypes { ...TypeRef }
+}
+fragment InputValue on __InputValue {
+  name description type { ...TypeRef } defaultValue isDeprecated deprecationReason
+}
+fragment TypeRef on __Type {
+  kind name ofType { kind name ofType { kind name ofType { kind name ofType { kind name
+  ofType { kind name ofType { kind name ofType { kind name ofType { kind name ofType { kind name
+  } } } } } } } } }
+}
+"#;
+
+#[tokio::test]
+async fn graphiql_introspection_fits_the_limits() {
+    let f = Fixture::loaded().await;
+    let router = api::router(f.state.clone());
+    let (status, body) = post(&router, Some(READER), INTROSPECTION, json!({})).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(body.get("errors").is_none(), "{body}");
+    let types = body["data"]["__schema"]["types"].as_array().unwrap();
+    assert!(types.iter().any(|t| t["name"] == json!("Person")));
+}
+
 #[tokio::test]
 async fn oversized_body_is_413_limit_exceeded() {
     let f = Fixture::loaded().await;

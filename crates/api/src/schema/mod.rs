@@ -224,7 +224,8 @@ pub(crate) fn page_all<'g>(
         None => 0,
         Some(id) => position_after(graph, id, total, at)?,
     };
-    let page: Vec<graph::PersonRef<'g>> = graph.persons().skip(start).take(n).collect();
+    let end = start.saturating_add(n).min(total);
+    let page: Vec<graph::PersonRef<'g>> = (start..end).filter_map(at).collect();
     let has_next = start + page.len() < total;
     Ok((total, page, has_next))
 }
