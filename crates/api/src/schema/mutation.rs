@@ -70,7 +70,7 @@ impl Mutation {
             .await
             .map_err(ApiError::store)?;
         tracing::info!(id = model.id, kind = kind.as_str(), actor = %data.caller.actor, "override added");
-        crate::reload(&data.state)
+        reload_detached(&data.state)
             .await
             .map_err(|e| reload_failed(e, model.id))?;
         Ok(Override {
@@ -95,12 +95,21 @@ impl Mutation {
             .map_err(ApiError::store)?;
         if removed {
             tracing::info!(id, actor = %data.caller.actor, "override removed");
-            crate::reload(&data.state)
+            reload_detached(&data.state)
                 .await
                 .map_err(|e| reload_failed(e, id))?;
         }
         Ok(removed)
     }
+}
+
+/// Re-resolves in a task of its own: the override is already stored, so the new graph must be
+/// published even when the request is dropped meanwhile (a client gone, the request time-out).
+async fn reload_detached(state: &crate::AppState) -> Result<graph::GraphStats, crate::Error> {
+    let state = state.clone();
+    tokio::spawn(async move { crate::reload(&state).await })
+        .await
+        .map_err(crate::Error::Resolve)?
 }
 
 /// The override is stored (and will apply at the next resolution) but the graph could not be

@@ -10,7 +10,8 @@ use async_graphql::{Context, Object, Result, ID};
 pub struct Query;
 
 /// Read access to the identity graph. Every answer comes from one graph, the one serving when
-/// the request started; `databases` tells how fresh each database in it is.
+/// the request started; `databases` tells how fresh each database in it is. Until the first
+/// graph is loaded, fields that need it answer `UPSTREAM_ERROR`.
 #[Object]
 impl Query {
     /// One person, by exactly one of `login` (any login form: `jdoe`, `ACME\jdoe`,
