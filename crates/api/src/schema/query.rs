@@ -71,7 +71,7 @@ impl Query {
             (None, Some(email)) => graph.person_by_email(&email),
             _ => return Err(ApiError::bad_input("give exactly one of `login` or `email`").into()),
         };
-        found.sort_by(|a, b| a.id().cmp(b.id()));
+        found.sort_by_key(|p| p.index());
         charge(ctx, found.len())?;
         Ok(found.into_iter().map(Person).collect())
     }
