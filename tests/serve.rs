@@ -28,6 +28,7 @@ impl Drop for Server {
 /// Starts a process and waits for the line naming its URL on standard output.
 fn start(mut cmd: Command, marker: &str) -> (Child, String, Vec<String>) {
     cmd.stdout(Stdio::piped()).stderr(Stdio::null());
+    #[allow(clippy::zombie_processes)] // the caller's `Server` waits for it on drop
     let mut child = cmd.spawn().expect("idgraph starts");
     let stdout = child.stdout.take().unwrap();
     let (tx, rx) = std::sync::mpsc::channel();
@@ -56,6 +57,7 @@ fn start(mut cmd: Command, marker: &str) -> (Child, String, Vec<String>) {
         }
     }
     let _ = child.kill();
+    let _ = child.wait();
     panic!("no line with {marker:?} within two minutes; got {lines:?}");
 }
 
@@ -187,6 +189,7 @@ async fn serve_answers_the_contract_queries_from_a_harvest() {
         .map(String::as_str)
         .collect();
     let mut checked = 0;
+    let mut offboard_candidate: Option<String> = None;
     for accounts in by_person.values().filter(|a| a.len() >= 2).take(40) {
         let (db, uid) = accounts[0].split_once('/').unwrap();
         let sdb = snapshot.iter().find(|d| d.customer_id == db).unwrap();
@@ -261,6 +264,7 @@ async fn serve_answers_the_contract_queries_from_a_harvest() {
             !person["evidence"].as_array().unwrap().is_empty(),
             "a multi-account person has evidence"
         );
+        offboard_candidate = person["id"].as_str().map(str::to_string);
         checked += 1;
     }
     assert!(checked >= 10, "only {checked} persons checked");
@@ -342,6 +346,95 @@ async fn serve_answers_the_contract_queries_from_a_harvest() {
     }
     assert_eq!(seen.len() as u64, total);
     assert_eq!(total as usize, truth.people());
+
+    // offboardPerson: a reader is refused; an admin's dry run plans and calls nothing; the
+    // apply deactivates every account and removes every membership, and the served graph shows
+    // it without a manual harvest.
+    let person_id = offboard_candidate.expect("a multi-account person was checked");
+    const OFFBOARD: &str = "mutation($p: ID!, $dry: Boolean!) { offboardPerson(personId: $p, dryRun: $dry) { id status steps { request state } } }";
+    let (_, body) = gql(
+        &http,
+        &server.url,
+        Some(READER_KEY),
+        OFFBOARD,
+        json!({"p": person_id, "dry": true}),
+    )
+    .await;
+    assert_eq!(
+        body["errors"][0]["extensions"]["code"], "FORBIDDEN",
+        "{body}"
+    );
+    let calls_before = sim.handle.stats().total_calls();
+    let (_, body) = gql(
+        &http,
+        &server.url,
+        Some(ADMIN_KEY),
+        OFFBOARD,
+        json!({"p": person_id, "dry": true}),
+    )
+    .await;
+    let planned = body["data"]["offboardPerson"]["steps"]
+        .as_array()
+        .unwrap_or_else(|| panic!("{body}"))
+        .len();
+    assert!(planned >= 2, "{body}");
+    assert_eq!(body["data"]["offboardPerson"]["status"], "planned");
+    assert_eq!(
+        sim.handle.stats().total_calls(),
+        calls_before,
+        "a dry run calls nothing"
+    );
+    let (_, body) = gql(
+        &http,
+        &server.url,
+        Some(ADMIN_KEY),
+        OFFBOARD,
+        json!({"p": person_id, "dry": false}),
+    )
+    .await;
+    assert_eq!(
+        body["data"]["offboardPerson"]["status"], "completed",
+        "{body}"
+    );
+    let (_, body) = gql(
+        &http,
+        &server.url,
+        Some(READER_KEY),
+        "query($p: ID!) { person(id: $p) { accounts { database userId active groups { groupId } } } }",
+        json!({"p": person_id}),
+    )
+    .await;
+    for a in body["data"]["person"]["accounts"]
+        .as_array()
+        .unwrap_or_else(|| panic!("{body}"))
+    {
+        assert_eq!(a["active"], false, "{body}");
+        assert!(a["groups"].as_array().unwrap().is_empty(), "{body}");
+    }
+    for db in sim.handle.snapshot() {
+        for g in db.groups.values() {
+            for a in body["data"]["person"]["accounts"].as_array().unwrap() {
+                if a["database"] == db.customer_id.as_str() {
+                    assert!(!g.members.contains(a["userId"].as_str().unwrap()));
+                }
+            }
+        }
+    }
+    let (_, body) = gql(
+        &http,
+        &server.url,
+        Some(READER_KEY),
+        "{ auditLog(first: 500) { action outcome } }",
+        json!({}),
+    )
+    .await;
+    let calls = body["data"]["auditLog"]
+        .as_array()
+        .unwrap_or_else(|| panic!("{body}"))
+        .iter()
+        .filter(|e| e["action"].as_str().unwrap_or("").starts_with("imanage."))
+        .count();
+    assert_eq!(calls, planned, "the audit log holds every call: {body}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

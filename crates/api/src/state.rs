@@ -42,6 +42,8 @@ struct Inner {
     /// Serializes [`crate::reload`]: two reloads racing (a harvest and an override) could
     /// otherwise publish out of order or save person ids computed from an older state last.
     reload_lock: tokio::sync::Mutex<()>,
+    /// Runs the admin scenarios against iManage; absent when iManage is not configured.
+    operator: std::sync::OnceLock<Arc<ops::Operator>>,
 }
 
 impl std::fmt::Debug for AppState {
@@ -75,8 +77,19 @@ impl AppState {
                 limits,
                 resolve_config,
                 reload_lock: tokio::sync::Mutex::new(()),
+                operator: std::sync::OnceLock::new(),
             }),
         }
+    }
+
+    /// Lets the admin mutations act on iManage through this operator (set once).
+    pub fn set_operator(&self, operator: Arc<ops::Operator>) {
+        let _ = self.inner.operator.set(operator);
+    }
+
+    /// The operator, when iManage is configured.
+    pub fn operator(&self) -> Option<Arc<ops::Operator>> {
+        self.inner.operator.get().cloned()
     }
 
     /// Publishes a graph and the database statuses that go with it, atomically: requests that

@@ -300,6 +300,12 @@ async fn serve(config: &Config, args: ServeArgs) -> anyhow::Result<ExitCode> {
             page_size: config.imanage.page_size,
             ..HarvestOptions::default()
         };
+        // The admin mutations act through the same client and re-harvest what they touched.
+        state.set_operator(Arc::new(ops::Operator::new(
+            client.clone(),
+            store.clone(),
+            options.clone(),
+        )));
         let harvester = Harvester::new(client, store.clone(), options);
         tokio::spawn(harvest_loop(harvester, state.clone(), every))
     });
@@ -375,14 +381,16 @@ async fn demo(args: DemoArgs) -> anyhow::Result<ExitCode> {
         SecretString::from("idgraph-secret"),
         &config,
     )?);
-    let harvester = Harvester::new(
-        client,
+    let options = HarvestOptions {
+        databases: truth.databases.clone(),
+        ..HarvestOptions::default()
+    };
+    let operator = Arc::new(ops::Operator::new(
+        client.clone(),
         store.clone(),
-        HarvestOptions {
-            databases: truth.databases.clone(),
-            ..HarvestOptions::default()
-        },
-    );
+        options.clone(),
+    ));
+    let harvester = Harvester::new(client, store.clone(), options);
     let report = harvester.run(progress().as_ref()).await?;
     print_report(&report);
 
@@ -397,6 +405,7 @@ async fn demo(args: DemoArgs) -> anyhow::Result<ExitCode> {
     login_domains.extend(truth.email_domain_aliases.iter().flatten().cloned());
     resolve.login_domain_aliases = vec![login_domains];
     let state = api::AppState::new(store, Some(keys), api::Limits::default(), resolve);
+    state.set_operator(operator);
     let stats = api::reload(&state).await?;
     info!(?stats, "graph ready");
     let example_login = state

@@ -137,7 +137,9 @@ const ENV_KEYS: &[(&str, &str)] = &[
     ),
 ];
 
-/// Every environment variable idgraph reads (the compose file test checks against this list).
+/// Every environment variable idgraph reads (tests check the README and the compose file
+/// against this list).
+#[cfg(test)]
 pub fn env_variables() -> impl Iterator<Item = &'static str> {
     ENV_KEYS
         .iter()

@@ -168,10 +168,7 @@ pub struct OperationReport {
 
 impl OperationReport {
     /// Builds the report of a stored operation.
-    pub(crate) fn from_record(
-        record: OperationRecord,
-        harvest: Option<HarvestSummary>,
-    ) -> Result<Self> {
+    pub fn from_record(record: OperationRecord, harvest: Option<HarvestSummary>) -> Result<Self> {
         let id = record.id;
         let corrupt = |what: &str, e: serde_json::Error| Error::Corrupt {
             id,

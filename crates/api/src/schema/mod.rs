@@ -8,12 +8,11 @@
 mod cursor;
 mod error;
 mod mutation;
+mod operations;
 mod query;
 mod types;
 
 pub use error::Code;
-pub use mutation::Mutation;
-pub use query::Query;
 
 pub(crate) use error::{outcome, ApiError};
 
@@ -23,6 +22,18 @@ use crate::AppState;
 use async_graphql::{Context, EmptySubscription, Schema, SchemaBuilder};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
+
+/// Read access to the identity graph, past operations and the audit log. Every graph answer
+/// comes from one graph, the one serving when the request started; `databases` tells how fresh
+/// each database in it is. Until the first graph is loaded, fields that need it answer
+/// `UPSTREAM_ERROR`.
+#[derive(async_graphql::MergedObject, Default)]
+pub struct Query(query::GraphQuery, operations::OperationQuery);
+
+/// Changes: analysts' overrides and the admin scenarios against iManage. Admin keys only;
+/// reader keys get `FORBIDDEN`. Every change is audited.
+#[derive(async_graphql::MergedObject, Default)]
+pub struct Mutation(mutation::OverrideMutation, operations::OperationMutation);
 
 /// The schema type served by the app.
 pub type IdgraphSchema = Schema<Query, Mutation, EmptySubscription>;
@@ -43,7 +54,7 @@ pub(crate) struct RequestData {
 }
 
 fn builder() -> SchemaBuilder<Query, Mutation, EmptySubscription> {
-    Schema::build(Query, Mutation, EmptySubscription)
+    Schema::build(Query::default(), Mutation::default(), EmptySubscription)
 }
 
 /// The schema over an app state, with its depth and complexity limits. Pure: no HTTP, nothing

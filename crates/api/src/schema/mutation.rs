@@ -6,7 +6,7 @@ use crate::auth::Role;
 use async_graphql::{Context, Guard, Object, Result, ID};
 
 /// Refuses every caller but an admin with `FORBIDDEN`.
-struct AdminOnly;
+pub(crate) struct AdminOnly;
 
 impl Guard for AdminOnly {
     async fn check(&self, ctx: &Context<'_>) -> Result<()> {
@@ -21,13 +21,14 @@ impl Guard for AdminOnly {
 /// Changes to how accounts are linked. Admin keys only; reader keys get `FORBIDDEN`. Every
 /// change is audited (who, when, what) in the store and re-resolves the graph before answering,
 /// so the answer, and every request after it, already reflects it.
-pub struct Mutation;
+#[derive(Default)]
+pub struct OverrideMutation;
 
 /// Changes to how accounts are linked. Admin keys only; reader keys get `FORBIDDEN`. Every
 /// change is audited (who, when, what) in the store and re-resolves the graph before answering,
 /// so the answer, and every request after it, already reflects it.
 #[Object]
-impl Mutation {
+impl OverrideMutation {
     /// Records a must-link or cannot-link override between two different accounts that exist in
     /// the serving graph (`NOT_FOUND` otherwise), with a reason, and re-resolves. Adding an
     /// override that already exists returns the existing one; one that contradicts an existing

@@ -7,13 +7,14 @@ use async_graphql::{Context, Object, Result, ID};
 
 /// Read access to the identity graph. Every answer comes from one graph, the one serving when
 /// the request started; `databases` tells how fresh each database in it is.
-pub struct Query;
+#[derive(Default)]
+pub struct GraphQuery;
 
 /// Read access to the identity graph. Every answer comes from one graph, the one serving when
 /// the request started; `databases` tells how fresh each database in it is. Until the first
 /// graph is loaded, fields that need it answer `UPSTREAM_ERROR`.
 #[Object]
-impl Query {
+impl GraphQuery {
     /// One person, by exactly one of `login` (any login form: `jdoe`, `ACME\jdoe`,
     /// `jdoe@acme.com`), `email` or `id` (merged ids still resolve). Null when nobody matches.
     ///

@@ -199,6 +199,11 @@ impl<'g> Workspace<'g> {
         self.0.workspace_id()
     }
 
+    /// The workspace id inside that database (the same as `workspaceId`).
+    async fn id(&self) -> &'g str {
+        self.0.workspace_id()
+    }
+
     /// The workspace's name.
     async fn name(&self) -> Option<&'g str> {
         self.0.name()
