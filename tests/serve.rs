@@ -62,7 +62,18 @@ fn start(mut cmd: Command, marker: &str) -> (Child, String, Vec<String>) {
 }
 
 fn serve(sim: &imanage_sim::RunningSim, database_url: &str) -> Server {
+    serve_with(sim, database_url, None)
+}
+
+fn serve_with(
+    sim: &imanage_sim::RunningSim,
+    database_url: &str,
+    config: Option<&std::path::Path>,
+) -> Server {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_idgraph"));
+    if let Some(config) = config {
+        cmd.arg("--config").arg(config);
+    }
     cmd.args(["serve", "--listen", "127.0.0.1:0", "--harvest-every", "1h"])
         .env("IDGRAPH_LOG", "warn")
         .env("DATABASE_URL", database_url)
@@ -509,5 +520,112 @@ async fn demo_serves_and_its_example_curl_returns_a_person_in_several_databases(
     assert!(
         lines.iter().any(|l| l.contains("GraphiQL: http://")),
         "{lines:?}"
+    );
+}
+
+/// Issue 9's check through the real service: for every account of every person, the
+/// workspaces `reach` lists, with their access, are exactly the simulator's access truth
+/// (explicit entries, groups under each database's security mode, default security).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reach_lists_every_workspace_with_the_access_the_rule_gives() {
+    let sim = start_sim(
+        FirmSpec {
+            seed: 9,
+            databases: 3,
+            people: 500,
+            ..FirmSpec::default()
+        },
+        0.0,
+        3600,
+    )
+    .await;
+    let truth = sim.handle.truth();
+    assert!(
+        !truth.workspace_access.is_empty(),
+        "the firm has workspace security"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("idgraph.toml");
+    let modes: Vec<String> = truth
+        .security_modes
+        .iter()
+        .map(|(db, mode)| format!("\"{db}\" = {}", serde_json::to_string(mode).unwrap()))
+        .collect();
+    std::fs::write(
+        &config,
+        format!("[resolve]\nsecurity_modes = {{ {} }}\n", modes.join(", ")),
+    )
+    .unwrap();
+    let ts = TestStore::new(Backend::Sqlite).await;
+    let server = serve_with(&sim, &ts.url, Some(&config));
+    let http = reqwest::Client::new();
+    wait_ready(&http, &server.url).await;
+
+    let mut seen_accounts = 0;
+    let mut after: Option<String> = None;
+    loop {
+        let (_, body) = gql(
+            &http,
+            &server.url,
+            Some(READER_KEY),
+            "query($after: String) { persons(first: 100, after: $after) { edges { node { accounts { database userId } reach { access account { database userId } workspace { id } } } } pageInfo { hasNextPage endCursor } } }",
+            json!({"after": after}),
+        )
+        .await;
+        let conn = &body["data"]["persons"];
+        for edge in conn["edges"].as_array().unwrap_or_else(|| panic!("{body}")) {
+            let node = &edge["node"];
+            for a in node["accounts"].as_array().unwrap() {
+                let (db, uid) = (
+                    a["database"].as_str().unwrap(),
+                    a["userId"].as_str().unwrap(),
+                );
+                let got: std::collections::BTreeMap<String, String> = node["reach"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .filter(|g| {
+                        !g["workspace"].is_null()
+                            && g["account"]["database"] == db
+                            && g["account"]["userId"] == uid
+                    })
+                    .map(|g| {
+                        (
+                            g["workspace"]["id"].as_str().unwrap().to_string(),
+                            g["access"].as_str().unwrap().to_string(),
+                        )
+                    })
+                    .collect();
+                let want: std::collections::BTreeMap<String, String> = truth
+                    .workspace_access
+                    .get(&format!("{db}/{uid}"))
+                    .map(|m| {
+                        m.iter()
+                            .map(|(w, a)| {
+                                (
+                                    w.clone(),
+                                    serde_json::to_value(a)
+                                        .unwrap()
+                                        .as_str()
+                                        .unwrap()
+                                        .to_string(),
+                                )
+                            })
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                assert_eq!(got, want, "workspace access of {db}/{uid}");
+                seen_accounts += 1;
+            }
+        }
+        if conn["pageInfo"]["hasNextPage"] != true {
+            break;
+        }
+        after = conn["pageInfo"]["endCursor"].as_str().map(str::to_string);
+    }
+    assert_eq!(
+        seen_accounts,
+        truth.accounts.len(),
+        "every account was checked"
     );
 }
