@@ -62,13 +62,16 @@ fn start(mut cmd: Command, marker: &str) -> (Child, String, Vec<String>) {
 }
 
 fn serve(sim: &imanage_sim::RunningSim, database_url: &str) -> Server {
-    serve_with(sim, database_url, None)
+    serve_with(sim, database_url, None, false)
 }
 
+/// `idgraph serve` against the simulator; with `v2`, in the v2 profile with the libraries
+/// discovered rather than configured.
 fn serve_with(
     sim: &imanage_sim::RunningSim,
     database_url: &str,
     config: Option<&std::path::Path>,
+    v2: bool,
 ) -> Server {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_idgraph"));
     if let Some(config) = config {
@@ -90,6 +93,9 @@ fn serve_with(
             "IDGRAPH_LOGIN_DOMAIN_ALIASES",
             "ACME=ACMELAW=acme.com=acme-law.com",
         );
+    if v2 {
+        cmd.env("IMANAGE_API", "v2").env_remove("IMANAGE_CUSTOMERS");
+    }
     let (child, url, _) = start(cmd, "serving on ");
     Server { child, url }
 }
@@ -527,8 +533,18 @@ async fn demo_serves_and_its_example_curl_returns_a_person_in_several_databases(
 /// workspaces `reach` lists, with their access, are exactly the simulator's access truth
 /// (explicit entries, groups under each database's security mode, default security).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn reach_lists_every_workspace_with_the_access_the_rule_gives() {
-    let sim = start_sim(
+async fn reach_lists_every_workspace_with_the_access_the_rule_gives_v1() {
+    reach_matches_the_access_truth(imanage_sim::ApiProfile::V1).await;
+}
+
+/// The same through the v2 shape: libraries discovered, workspaces searched, security read.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reach_lists_every_workspace_with_the_access_the_rule_gives_v2() {
+    reach_matches_the_access_truth(imanage_sim::ApiProfile::V2).await;
+}
+
+async fn reach_matches_the_access_truth(api: imanage_sim::ApiProfile) {
+    let mut config = support::sim_config(
         FirmSpec {
             seed: 9,
             databases: 3,
@@ -537,8 +553,9 @@ async fn reach_lists_every_workspace_with_the_access_the_rule_gives() {
         },
         0.0,
         3600,
-    )
-    .await;
+    );
+    config.api = api;
+    let sim = support::start_sim_config(config).await;
     let truth = sim.handle.truth();
     assert!(
         !truth.workspace_access.is_empty(),
@@ -557,7 +574,12 @@ async fn reach_lists_every_workspace_with_the_access_the_rule_gives() {
     )
     .unwrap();
     let ts = TestStore::new(Backend::Sqlite).await;
-    let server = serve_with(&sim, &ts.url, Some(&config));
+    let server = serve_with(
+        &sim,
+        &ts.url,
+        Some(&config),
+        api == imanage_sim::ApiProfile::V2,
+    );
     let http = reqwest::Client::new();
     wait_ready(&http, &server.url).await;
 
