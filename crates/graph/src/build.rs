@@ -262,11 +262,11 @@ pub(crate) fn build(input: Input, config: &ResolveConfig) -> Graph {
     // Emails first: the stronger key.
     let by_email = group_by(&nodes, |n| n.email_key);
     for (key, members) in &by_email {
-        linker.link_group(*key, members, EvidenceKey::Email, &strings);
+        linker.link_group(*key, members, EvidenceKey::Email);
     }
     let by_login = group_by(&nodes, |n| n.login_key);
     for (key, members) in &by_login {
-        linker.link_group(*key, members, EvidenceKey::LoginName, &strings);
+        linker.link_group(*key, members, EvidenceKey::LoginName);
     }
     let Linker {
         mut uf,
@@ -757,7 +757,7 @@ impl<'a> Linker<'a> {
     /// Links the accounts that share one normalized key, in canonical order: each account joins
     /// the person of the earlier accounts it is compatible with, unless those belong to
     /// several persons (then it is ambiguous and reported).
-    fn link_group(&mut self, value: Sym, members: &[u32], key: EvidenceKey, _strings: &Interner) {
+    fn link_group(&mut self, value: Sym, members: &[u32], key: EvidenceKey) {
         if members.len() > MAX_KEY_GROUP {
             self.conflicts.push(ConflictRec {
                 kind: match key {

@@ -73,11 +73,6 @@ pub fn synthetic_input(accounts: usize, memberships: usize, databases: usize, se
             });
         }
     }
-    let mut by_db: Vec<Vec<usize>> = vec![Vec::new(); databases];
-    for (i, a) in out.iter().enumerate() {
-        let d: usize = a.database[2..].parse().unwrap_or(0);
-        by_db[d].push(i);
-    }
     let mut members = Vec::with_capacity(memberships);
     while members.len() < memberships && !out.is_empty() {
         let a = &out[rng.below(out.len() as u64) as usize];
@@ -88,7 +83,6 @@ pub fn synthetic_input(accounts: usize, memberships: usize, databases: usize, se
             user_id: a.user_id.clone(),
         });
     }
-    drop(by_db);
     // The store delivers rows in key order; so does this generator.
     out.sort_by(|a, b| (&a.database, &a.user_id).cmp(&(&b.database, &b.user_id)));
     members.sort_by(|a, b| {

@@ -77,7 +77,7 @@ pub(crate) async fn active_overrides(tx: &mut Tx) -> Result<Vec<Override>> {
 
 /// Appends an audit entry inside the caller's transaction, so the entry commits with the change
 /// it records or not at all.
-async fn append(tx: &mut Tx, entry: &AuditEntry, at: i64) -> Result<i64> {
+pub(crate) async fn append(tx: &mut Tx, entry: &AuditEntry, at: i64) -> Result<i64> {
     if entry.action.is_empty() || entry.outcome.is_empty() {
         return Err(Error::InvalidInput(
             "an audit entry needs an action and an outcome".into(),
@@ -252,11 +252,21 @@ impl Store {
 
     /// Audit entries matching `q`, ordered by id ascending.
     pub async fn audit(&self, q: &AuditQuery) -> Result<Vec<AuditRecord>> {
+        self.audit_page(q, false).await
+    }
+
+    /// One page of audit entries: forward from `q.after_id` in id order, or (`newest_first`)
+    /// the newest entries, `after_id` ignored, returned oldest first.
+    pub(crate) async fn audit_page(
+        &self,
+        q: &AuditQuery,
+        newest_first: bool,
+    ) -> Result<Vec<AuditRecord>> {
         if q.limit == 0 || q.actions.as_ref().is_some_and(Vec::is_empty) {
             return Ok(Vec::new());
         }
         let limit = i64::from(q.limit.min(MAX_PAGE));
-        let rows: Vec<AuditRow> = on_pool!(self, p => {
+        let mut rows: Vec<AuditRow> = on_pool!(self, p => {
             let mut qb = sqlx::QueryBuilder::new(
                 "SELECT id, at, actor, action, target, detail, outcome FROM audit_log WHERE TRUE",
             );
@@ -284,14 +294,21 @@ impl Store {
                 qb.push(" AND at < ");
                 qb.push_bind(until);
             }
-            if let Some(after) = q.after_id {
-                qb.push(" AND id > ");
-                qb.push_bind(after);
+            if newest_first {
+                qb.push(" ORDER BY id DESC LIMIT ");
+            } else {
+                if let Some(after) = q.after_id {
+                    qb.push(" AND id > ");
+                    qb.push_bind(after);
+                }
+                qb.push(" ORDER BY id LIMIT ");
             }
-            qb.push(" ORDER BY id LIMIT ");
             qb.push_bind(limit);
             qb.build_query_as::<AuditRow>().fetch_all(p).await?
         });
+        if newest_first {
+            rows.reverse();
+        }
         rows.into_iter().map(AuditRow::into_model).collect()
     }
 }

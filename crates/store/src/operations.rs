@@ -371,58 +371,6 @@ impl StepRow {
     }
 }
 
-#[derive(sqlx::FromRow)]
-struct AuditRow {
-    id: i64,
-    at: i64,
-    actor: Option<String>,
-    action: String,
-    target: Option<String>,
-    detail: String,
-    outcome: String,
-}
-
-impl AuditRow {
-    fn into_model(self) -> Result<AuditRecord> {
-        Ok(AuditRecord {
-            detail: parse_json("audit_log.detail", &self.detail)?,
-            id: self.id,
-            at: self.at,
-            actor: self.actor,
-            action: self.action,
-            target: self.target,
-            outcome: self.outcome,
-        })
-    }
-}
-
-/// Appends an audit entry inside the caller's transaction. The audit module keeps its own
-/// appender private; this one writes the same row, so that a step's outcome and the entry that
-/// records its call commit together.
-async fn append_audit_in(tx: &mut Tx, entry: &AuditEntry, at: i64) -> Result<()> {
-    if entry.action.is_empty() || entry.outcome.is_empty() {
-        return Err(Error::InvalidInput(
-            "an audit entry needs an action and an outcome".into(),
-        ));
-    }
-    let detail = entry.detail.to_string();
-    on_tx!(tx, c => {
-        sqlx::query(
-            "INSERT INTO audit_log (at, actor, action, target, detail, outcome) \
-             VALUES ($1, $2, $3, $4, $5, $6)",
-        )
-        .bind(at)
-        .bind(entry.actor.as_deref())
-        .bind(&entry.action)
-        .bind(entry.target.as_deref())
-        .bind(&detail)
-        .bind(&entry.outcome)
-        .execute(c)
-        .await?;
-    });
-    Ok(())
-}
-
 async fn fetch_operation(tx: &mut Tx, id: OperationId) -> Result<Option<OperationRecord>> {
     let sql = format!("{OPERATION_SELECT} WHERE o.id = $1");
     let row: Option<OperationRow> = on_tx!(tx, c => {
@@ -533,7 +481,7 @@ impl Store {
             }),
             outcome: "planned".into(),
         };
-        append_audit_in(&mut tx, &entry, now).await?;
+        crate::audit::append(&mut tx, &entry, now).await?;
         let record = fetch_operation(&mut tx, id)
             .await?
             .ok_or_else(|| Error::corrupt("operations.id", "the new operation vanished"))?;
@@ -642,7 +590,7 @@ impl Store {
             }),
             outcome: "started".into(),
         };
-        append_audit_in(&mut tx, &entry, now).await?;
+        crate::audit::append(&mut tx, &entry, now).await?;
         tx.commit().await?;
         Ok(Claim::Claimed(Box::new(op)))
     }
@@ -732,7 +680,7 @@ impl Store {
                 "operation {id} has no step {index}"
             )));
         }
-        append_audit_in(&mut tx, audit, now).await?;
+        crate::audit::append(&mut tx, audit, now).await?;
         tx.commit().await?;
         Ok(true)
     }
@@ -771,7 +719,7 @@ impl Store {
             tx.commit().await?;
             return Ok(false);
         }
-        append_audit_in(&mut tx, audit, now).await?;
+        crate::audit::append(&mut tx, audit, now).await?;
         tx.commit().await?;
         Ok(true)
     }
@@ -780,44 +728,7 @@ impl Store {
     /// `since` and `until`; `after_id` is ignored), returned oldest first. [`Store::audit`]
     /// pages forward from the start; this answers "what happened last".
     pub async fn latest_audit(&self, q: &AuditQuery) -> Result<Vec<AuditRecord>> {
-        if q.limit == 0 || q.actions.as_ref().is_some_and(Vec::is_empty) {
-            return Ok(Vec::new());
-        }
-        let limit = i64::from(q.limit.min(MAX_PAGE));
-        let mut rows: Vec<AuditRow> = on_pool!(self, p => {
-            let mut qb = sqlx::QueryBuilder::new(
-                "SELECT id, at, actor, action, target, detail, outcome FROM audit_log WHERE TRUE",
-            );
-            if let Some(actor) = &q.actor {
-                qb.push(" AND actor = ");
-                qb.push_bind(actor.clone());
-            }
-            if let Some(actions) = &q.actions {
-                qb.push(" AND action IN (");
-                let mut sep = qb.separated(", ");
-                for a in actions {
-                    sep.push_bind(a.clone());
-                }
-                qb.push(")");
-            }
-            if let Some(target) = &q.target {
-                qb.push(" AND target = ");
-                qb.push_bind(target.clone());
-            }
-            if let Some(since) = q.since {
-                qb.push(" AND at >= ");
-                qb.push_bind(since);
-            }
-            if let Some(until) = q.until {
-                qb.push(" AND at < ");
-                qb.push_bind(until);
-            }
-            qb.push(" ORDER BY id DESC LIMIT ");
-            qb.push_bind(limit);
-            qb.build_query_as::<AuditRow>().fetch_all(p).await?
-        });
-        rows.reverse();
-        rows.into_iter().map(AuditRow::into_model).collect()
+        self.audit_page(q, true).await
     }
 
     /// Operations left `running` whose heartbeat is older than `stale_before` (unix ms): applies
