@@ -1,0 +1,11 @@
+//! The query section (being written).
+
+use crate::report::Figure;
+
+/// Options of the query section.
+#[derive(Debug, Default, clap::Args)]
+pub struct Args {}
+
+pub async fn run(_args: &Args) -> anyhow::Result<Vec<Figure>> {
+    anyhow::bail!("the query benchmark is not written yet")
+}
