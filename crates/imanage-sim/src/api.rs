@@ -4,6 +4,7 @@
 //! ([`crate::v2`]) too.
 
 use crate::auth::BearerError;
+use crate::fault::FaultKind;
 use crate::firm::{self, SimUser, SimWorkspace};
 use crate::world::DbState;
 use crate::{lock, read, write, Shared};
@@ -127,16 +128,7 @@ fn call_kind(method: &Method, route: &str) -> &'static str {
     }
 }
 
-/// The faults the gate injects, chosen uniformly.
-const FAULTS: [(&str, u16); 5] = [
-    ("429_retry_after", 429),
-    ("429", 429),
-    ("502", 502),
-    ("503", 503),
-    ("504", 504),
-];
-
-fn fault_response(kind: &str, status: u16) -> Response {
+fn fault_response(kind: FaultKind, status: u16) -> Response {
     let status = StatusCode::from_u16(status).unwrap_or(StatusCode::SERVICE_UNAVAILABLE);
     let (code, message) = if status == StatusCode::TOO_MANY_REQUESTS {
         ("rate_limited", "too many requests")
@@ -144,12 +136,26 @@ fn fault_response(kind: &str, status: u16) -> Response {
         ("unavailable", "the service is temporarily unavailable")
     };
     let mut err = ApiError::new(status, code, message);
-    err.retry_after = kind == "429_retry_after";
+    err.retry_after = kind == FaultKind::RateLimitedRetryAfter;
     err.into_response()
 }
 
+/// The page size a list call asks for (`max_results`, v2 `limit`), for the oversized-page fault.
+fn asked_page_size(req: &Request) -> usize {
+    req.uri()
+        .query()
+        .unwrap_or("")
+        .split('&')
+        .filter_map(|pair| pair.split_once('='))
+        .find(|(k, _)| *k == "max_results" || *k == "limit")
+        .and_then(|(_, v)| v.parse::<usize>().ok())
+        .unwrap_or(DEFAULT_PAGE)
+        .min(MAX_PAGE)
+}
+
 /// Runs before every API call: counts it, waits the configured latency, injects a fault with the
-/// configured probability, then checks the token, the database's health and the scope.
+/// configured probability, then checks the token, the database's health and the scope. A body
+/// fault lets the call run and spoils its answer when that is a successful `GET`.
 pub(crate) async fn gate(State(shared): State<Arc<Shared>>, req: Request, next: Next) -> Response {
     let route = req
         .extensions()
@@ -167,15 +173,25 @@ pub(crate) async fn gate(State(shared): State<Arc<Shared>>, req: Request, next: 
         let mut faults = lock(&shared.faults);
         let rate = faults.rate;
         if rate > 0.0 && faults.rng.chance(rate) {
-            let i = faults.rng.below(FAULTS.len());
-            FAULTS.get(i).copied()
+            let n = faults.kinds.len();
+            let i = faults.rng.below(n);
+            faults.kinds.get(i).copied()
         } else {
             None
         }
     };
-    if let Some((fault_kind, status)) = fault {
-        lock(&shared.stats).count_fault(fault_kind);
-        return fault_response(fault_kind, status);
+    let mut body_fault = None;
+    if let Some(fault) = fault {
+        match fault.status() {
+            Some(status) => {
+                lock(&shared.stats).count_fault(fault.as_str());
+                return fault_response(fault, status);
+            }
+            None if req.method() == Method::GET => {
+                body_fault = Some((fault, asked_page_size(&req)));
+            }
+            None => {}
+        }
     }
 
     let v2 = shared.api == crate::ApiProfile::V2;
@@ -222,7 +238,21 @@ pub(crate) async fn gate(State(shared): State<Arc<Shared>>, req: Request, next: 
     }
     let mut req = req;
     req.extensions_mut().insert(caller);
-    next.run(req).await
+    let response = next.run(req).await;
+    match body_fault {
+        Some((fault, page_size)) if response.status() == StatusCode::OK => {
+            let body = match axum::body::to_bytes(response.into_body(), usize::MAX).await {
+                Ok(body) => body,
+                Err(e) => {
+                    return ApiError::internal(format!("cannot read the answer: {e}"))
+                        .into_response()
+                }
+            };
+            lock(&shared.stats).count_fault(fault.as_str());
+            crate::fault::spoil(fault, body, page_size)
+        }
+        _ => response,
+    }
 }
 
 /// The database an API path addresses: the customer id of a v1 path, the library id of a v2

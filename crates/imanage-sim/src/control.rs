@@ -67,6 +67,8 @@ async fn stats(State(shared): State<Arc<crate::Shared>>) -> Result<Response, Api
 struct FaultsBody {
     fault_rate: Option<f64>,
     latency_ms: Option<u64>,
+    /// Names of [`crate::FaultKind`]s; an empty list restores the status faults.
+    kinds: Option<Vec<String>>,
 }
 
 async fn faults(
@@ -79,12 +81,26 @@ async fn faults(
             return Err(ApiError::bad_request("fault_rate must be between 0 and 1"));
         }
     }
+    let kinds = match &b.kinds {
+        Some(names) => Some(
+            names
+                .iter()
+                .map(|n| n.parse::<crate::FaultKind>())
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(ApiError::bad_request)?,
+        ),
+        None => None,
+    };
     let h = handle(shared);
     let (rate, latency) = h.faults();
     let rate = b.fault_rate.unwrap_or(rate);
     let latency = b.latency_ms.unwrap_or(latency);
     h.set_faults(rate, latency);
-    Ok(Json(json!({ "fault_rate": rate, "latency_ms": latency })).into_response())
+    if let Some(kinds) = kinds {
+        h.set_fault_kinds(&kinds);
+    }
+    let kinds = h.fault_kinds();
+    Ok(Json(json!({ "fault_rate": rate, "latency_ms": latency, "kinds": kinds })).into_response())
 }
 
 #[derive(Deserialize)]

@@ -25,6 +25,7 @@
 mod api;
 mod auth;
 mod control;
+mod fault;
 pub mod firm;
 mod names;
 mod rng;
@@ -32,6 +33,7 @@ pub mod security;
 mod v2;
 pub mod world;
 
+pub use fault::FaultKind;
 pub use world::{Change, MutationReport};
 
 use axum::routing::{delete, get, post};
@@ -212,7 +214,9 @@ pub struct SimStats {
     /// `members_list`, `member_add`, `member_remove`, `workspaces_list`, `workspace_get`,
     /// `workspace_security`, `discovery` (v2 `GET /api`), and `authorize` for the test login.
     pub calls: BTreeMap<String, u64>,
-    /// Faults injected, by kind: `429_retry_after`, `429`, `502`, `503`, `504`.
+    /// Faults injected, by kind ([`FaultKind::as_str`]): `429_retry_after`, `429`, `502`,
+    /// `503`, `504`, and the body faults `malformed_json`, `truncated_body`, `wrong_types`,
+    /// `oversized_page`, `huge_body` when they are switched on.
     pub faults: BTreeMap<String, u64>,
     /// Calls refused with 503 because their database was set down.
     pub database_down: u64,
@@ -257,6 +261,8 @@ impl SimStats {
 struct Faults {
     rate: f64,
     latency_ms: u64,
+    /// The kinds a fault is drawn from, uniformly.
+    kinds: Vec<FaultKind>,
     rng: Rng,
 }
 
@@ -326,6 +332,7 @@ impl Sim {
             faults: Mutex::new(Faults {
                 rate: sane_rate(config.fault_rate),
                 latency_ms: config.latency_ms,
+                kinds: FaultKind::STATUS.to_vec(),
                 rng: Rng::stream(seed, 0xFA17),
             }),
             drift: AtomicU32::new(0),
@@ -539,6 +546,24 @@ impl SimHandle {
     pub fn faults(&self) -> (f64, u64) {
         let f = lock(&self.shared.faults);
         (f.rate, f.latency_ms)
+    }
+
+    /// Sets the kinds a fault is drawn from (uniformly). The default is
+    /// [`FaultKind::STATUS`]; an empty list restores it. Body faults
+    /// ([`FaultKind::is_body`]) only hit successful `GET` calls: a write, or a call refused
+    /// anyway, is served as it is and counts no fault.
+    pub fn set_fault_kinds(&self, kinds: &[FaultKind]) {
+        let mut f = lock(&self.shared.faults);
+        f.kinds = if kinds.is_empty() {
+            FaultKind::STATUS.to_vec()
+        } else {
+            kinds.to_vec()
+        };
+    }
+
+    /// The kinds a fault is drawn from now.
+    pub fn fault_kinds(&self) -> Vec<FaultKind> {
+        lock(&self.shared.faults).kinds.clone()
     }
 
     /// From now on, each users-list call first adds or removes `events_per_page` users of its

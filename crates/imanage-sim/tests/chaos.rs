@@ -77,6 +77,60 @@ async fn faults_are_injected_at_about_the_configured_rate() {
 }
 
 #[tokio::test]
+async fn body_faults_spoil_successful_reads_only() {
+    let sim = start(small_config()).await;
+    let token = sim.token(None).await;
+    let url = sim.api("acme-london", "/users?max_results=5");
+    let (_, good) = sim.get(&url, &token).await;
+    let good_items = good["data"].as_array().map(Vec::len);
+    assert_eq!(good_items, Some(5));
+    let h = &sim.running.handle;
+    h.set_faults(1.0, 0);
+    for kind in imanage_sim::FaultKind::BODY {
+        h.set_fault_kinds(&[kind]);
+        let resp = sim
+            .http
+            .get(&url)
+            .bearer_auth(&token)
+            .send()
+            .await
+            .expect("send");
+        assert_eq!(resp.status(), StatusCode::OK, "{kind}");
+        let bytes = resp.bytes().await.expect("body");
+        let parsed = serde_json::from_slice::<Value>(&bytes);
+        match kind {
+            imanage_sim::FaultKind::MalformedJson | imanage_sim::FaultKind::TruncatedBody => {
+                assert!(parsed.is_err(), "{kind}: not JSON")
+            }
+            imanage_sim::FaultKind::WrongTypes => {
+                let v = parsed.expect("JSON");
+                assert!(v["data"][4]["id"].is_object(), "{kind}: {v}");
+                assert_eq!(v["data"][0]["id"], good["data"][0]["id"]);
+            }
+            imanage_sim::FaultKind::OversizedPage => {
+                let v = parsed.expect("JSON");
+                assert_eq!(v["data"].as_array().map(Vec::len), Some(50), "{kind}");
+            }
+            _ => assert!(bytes.len() >= 24 * 1024 * 1024, "{kind}: {}", bytes.len()),
+        }
+        // Writes and refused calls are never spoiled.
+        let (status, _) = sim.get(&url, "not-a-token").await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "{kind}");
+    }
+    let stats = h.stats();
+    for kind in imanage_sim::FaultKind::BODY {
+        assert_eq!(
+            stats.faults.get(kind.as_str()),
+            Some(&1),
+            "{kind}: {stats:?}"
+        );
+    }
+    h.set_faults(0.0, 0);
+    h.set_fault_kinds(&[]);
+    assert_eq!(h.fault_kinds(), imanage_sim::FaultKind::STATUS.to_vec());
+}
+
+#[tokio::test]
 async fn fault_rate_one_fails_every_api_call_but_not_tokens_or_control() {
     let mut config = small_config();
     config.fault_rate = 1.0;
@@ -494,11 +548,33 @@ async fn control_api_over_http() {
 
     let (status, body) = post("/_sim/faults", json!({"fault_rate": 0.5, "latency_ms": 3})).await;
     assert_eq!(status, StatusCode::OK);
-    assert_eq!(body, json!({"fault_rate": 0.5, "latency_ms": 3}));
+    let status_kinds = json!(["429_retry_after", "429", "502", "503", "504"]);
+    assert_eq!(
+        body,
+        json!({"fault_rate": 0.5, "latency_ms": 3, "kinds": status_kinds})
+    );
     assert_eq!(sim.running.handle.faults(), (0.5, 3));
     let (status, body) = post("/_sim/faults", json!({"latency_ms": 0})).await;
     assert_eq!(status, StatusCode::OK);
-    assert_eq!(body, json!({"fault_rate": 0.5, "latency_ms": 0}));
+    assert_eq!(
+        body,
+        json!({"fault_rate": 0.5, "latency_ms": 0, "kinds": status_kinds})
+    );
+    let (status, body) = post(
+        "/_sim/faults",
+        json!({"kinds": ["wrong_types", "huge_body"]}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(body["kinds"], json!(["wrong_types", "huge_body"]));
+    let (status, body) = post("/_sim/faults", json!({"kinds": ["teapot"]})).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_error(&body, "bad_request");
+    let (_, body) = post("/_sim/faults", json!({"kinds": []})).await;
+    assert_eq!(
+        body["kinds"], status_kinds,
+        "an empty list restores the default"
+    );
     let (status, body) = post("/_sim/faults", json!({"fault_rate": 2.0})).await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
     assert_error(&body, "bad_request");
