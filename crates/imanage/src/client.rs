@@ -5,8 +5,8 @@ use crate::auth::{Auth, Bearer, PendingAuthorization};
 use crate::config::{ApiProfile, ClientConfig};
 use crate::error::{short, Error, Result};
 use crate::models::{
-    decode_discovery, decode_one, decode_user, AddOutcome, Discovery, Group, Member, NewUser,
-    Removal, User, UserPatch, Workspace, WorkspaceListing, WorkspaceSecurity,
+    decode_discovery, decode_one, decode_user, is_not_json, AddOutcome, Discovery, Group, Member,
+    NewUser, Removal, User, UserPatch, Workspace, WorkspaceListing, WorkspaceSecurity,
 };
 use crate::pagination::{pages, Page};
 use crate::retry::{backoff, parse_retry_after, RetryCause};
@@ -76,6 +76,21 @@ pub(crate) struct Failure {
     outcome_unknown: bool,
     retry_after: Option<Duration>,
     error: Error,
+    /// Not worth another attempt: the call fails with `error` at once.
+    fatal: bool,
+}
+
+impl Failure {
+    /// A failure that a retry may heal.
+    fn retry(cause: RetryCause, outcome_unknown: bool, error: Error) -> Self {
+        Failure {
+            cause,
+            outcome_unknown,
+            retry_after: None,
+            error,
+            fatal: false,
+        }
+    }
 }
 
 /// What [`Client::exchange`] ended with.
@@ -350,8 +365,8 @@ impl Client {
             url: self.url(&["api"])?,
             body: None,
         };
-        let reply = self.read(&call, &mut Attempts::default()).await?;
-        decode_discovery(&reply.body)
+        self.read_decoded(&call, &mut Attempts::default(), decode_discovery)
+            .await
     }
 
     /// `GET api` (the v2 profile's discovery): the libraries (databases) the signed-in caller
@@ -431,8 +446,10 @@ impl Client {
                         outcome_unknown: cause.outcome_unknown(),
                         retry_after: reply.retry_after,
                         error: status_error(&reply, st.attempts),
+                        fatal: false,
                     },
                 },
+                Err(failure) if failure.fatal => return Err(failure.error),
                 Err(failure) => failure,
             };
             own_renewal = None;
@@ -514,20 +531,34 @@ impl Client {
         let _in_flight = self.inner.stats.in_flight();
         self.inner.stats.call(&call.customer);
         let started = Instant::now();
+        let limit = self.inner.config.max_body_bytes;
         let exchange = async {
-            let response = request.send().await?;
+            let mut response = request.send().await?;
             let status = response.status();
             let retry_after = response
                 .headers()
                 .get(RETRY_AFTER)
                 .and_then(|v| v.to_str().ok())
                 .and_then(|v| parse_retry_after(v, SystemTime::now()));
-            let body = response.bytes().await?;
-            Ok::<_, reqwest::Error>(Reply {
+            // Read no further than the limit, whatever the server announces or sends.
+            if response
+                .content_length()
+                .is_some_and(|n| n > u64::try_from(limit).unwrap_or(u64::MAX))
+            {
+                return Ok(None);
+            }
+            let mut body = Vec::new();
+            while let Some(chunk) = response.chunk().await? {
+                if body.len().saturating_add(chunk.len()) > limit {
+                    return Ok(None);
+                }
+                body.extend_from_slice(&chunk);
+            }
+            Ok::<_, reqwest::Error>(Some(Reply {
                 status,
                 retry_after,
-                body: body.to_vec(),
-            })
+                body,
+            }))
         };
         let result = tokio::time::timeout(self.inner.config.request_timeout, exchange).await;
         let span = Span::current();
@@ -536,10 +567,21 @@ impl Client {
             u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
         );
         match result {
-            Ok(Ok(reply)) => {
+            Ok(Ok(Some(reply))) => {
                 span.record("status", reply.status.as_u16());
                 debug!("answered");
                 Ok(reply)
+            }
+            Ok(Ok(None)) => {
+                warn!(
+                    customer_id = %call.customer,
+                    limit_bytes = limit,
+                    "response body over the limit; abandoned"
+                );
+                Err(Failure {
+                    fatal: true,
+                    ..Failure::retry(RetryCause::Malformed, false, Error::TooLarge { limit })
+                })
             }
             Ok(Err(e)) => {
                 // A connection that never opened never carried the request.
@@ -552,27 +594,25 @@ impl Client {
                 };
                 let message = transport_message(e);
                 debug!(error = %message, "no answer");
-                Err(Failure {
+                Err(Failure::retry(
                     cause,
-                    outcome_unknown: sent,
-                    retry_after: None,
-                    error: Error::Transport { message, timeout },
-                })
+                    sent,
+                    Error::Transport { message, timeout },
+                ))
             }
             Err(_) => {
                 debug!("timed out");
-                Err(Failure {
-                    cause: RetryCause::Timeout,
-                    outcome_unknown: true,
-                    retry_after: None,
-                    error: Error::Transport {
+                Err(Failure::retry(
+                    RetryCause::Timeout,
+                    true,
+                    Error::Transport {
                         message: format!(
                             "no complete answer within {:?}",
                             self.inner.config.request_timeout
                         ),
                         timeout: true,
                     },
-                })
+                ))
             }
         }
     }
@@ -586,14 +626,38 @@ impl Client {
         }
     }
 
+    /// A read decoded by `decode`. A successful answer whose body is not JSON at all (cut
+    /// short or garbled on the way) is retried like a 502, under the same policy; JSON of the
+    /// wrong shape is an error at once, since asking again would get the same.
+    pub(crate) async fn read_decoded<T>(
+        &self,
+        call: &Call,
+        st: &mut Attempts,
+        decode: impl Fn(&[u8]) -> Result<T>,
+    ) -> Result<T> {
+        loop {
+            let reply = self.read(call, st).await?;
+            match decode(&reply.body) {
+                Err(e) if is_not_json(&e) => {
+                    let failure = Failure::retry(RetryCause::Malformed, false, e);
+                    self.pause(&call.customer, st, failure).await?;
+                }
+                decoded => return decoded,
+            }
+        }
+    }
+
     /// `GET users/{user_id}`.
     #[instrument(level = "debug", skip(self), fields(customer_id = %customer_id))]
     pub async fn get_user(&self, customer_id: &str, user_id: &str) -> Result<User> {
         let call = self
             .call(customer_id, Method::GET, &["users", user_id], &[], None)
             .await?;
-        let reply = self.read(&call, &mut Attempts::default()).await?;
-        decode_user(&reply.body, self.api())
+        let api = self.api();
+        self.read_decoded(&call, &mut Attempts::default(), |body| {
+            decode_user(body, api)
+        })
+        .await
     }
 
     /// Every user of the database, a page at a time.
@@ -663,8 +727,8 @@ impl Client {
                 )
                 .await?;
             let mut st = Attempts::default();
-            let reply = client.read(&call, &mut st).await?;
-            let mut security: WorkspaceSecurity = decode_one(&reply.body)?;
+            let mut security: WorkspaceSecurity =
+                client.read_decoded(&call, &mut st, decode_one).await?;
             security.attempts = st.attempts;
             Ok(security)
         }

@@ -98,7 +98,14 @@ pub struct ClientConfig {
     /// A list is abandoned with [`Error::Pagination`] past this many records (a guard against a
     /// server that never ends a list; far above any real database).
     pub max_list_records: u64,
+    /// The largest response body read, in bytes. A longer one is abandoned unread past this
+    /// point and the call fails with [`Error::TooLarge`] (not retried): a page of 1000 users is
+    /// well under a megabyte, so this only stops a server gone wrong from filling the memory.
+    pub max_body_bytes: usize,
 }
+
+/// The default [`ClientConfig::max_body_bytes`]: 16 MiB.
+pub const DEFAULT_MAX_BODY_BYTES: usize = 16 * 1024 * 1024;
 
 impl Default for ClientConfig {
     /// The simulator's default address (`idgraph sim`), no credentials, and the documented
@@ -118,6 +125,7 @@ impl Default for ClientConfig {
             request_timeout: Duration::from_secs(30),
             connect_timeout: Duration::from_secs(10),
             max_list_records: 10_000_000,
+            max_body_bytes: DEFAULT_MAX_BODY_BYTES,
         }
     }
 }
@@ -166,6 +174,9 @@ impl ClientConfig {
         }
         if self.max_list_records == 0 {
             return Err(Error::Config("max_list_records must be at least 1".into()));
+        }
+        if self.max_body_bytes == 0 {
+            return Err(Error::Config("max_body_bytes must be at least 1".into()));
         }
         Ok(())
     }

@@ -77,6 +77,14 @@ pub enum Error {
         timeout: bool,
     },
 
+    /// A response body longer than [`crate::ClientConfig::max_body_bytes`]; reading stopped at
+    /// the limit. Not retried.
+    #[error("the response body is larger than the client's limit of {limit} bytes")]
+    TooLarge {
+        /// The limit, in bytes.
+        limit: usize,
+    },
+
     /// A list that never ends: more pages than its total (or the configured bound) allows.
     #[error("pagination did not converge: {message}")]
     Pagination {

@@ -15,8 +15,10 @@
 //!   `/work/api/v2/customers/{customerId}/libraries/{library}`, v2 field names mapped onto the
 //!   same [`User`] and [`Group`]. Writes are v1 only ([`Error::Unsupported`]).
 //! - **Offset pagination** as a [`Stream`] of [`Page`]s that always ends.
-//! - **Retries** with exponential backoff and full jitter on 429, 502, 503, 504, timeouts and
-//!   connection errors, honouring `Retry-After`. Writes whose outcome is unknown are checked
+//! - **Retries** with exponential backoff and full jitter on 429, 502, 503, 504, timeouts,
+//!   connection errors and bodies that are not JSON (cut short or garbled on the way), honouring
+//!   `Retry-After`. A body of the wrong shape, a page longer than asked for, or a body over
+//!   [`ClientConfig::max_body_bytes`] is an error at once, and no part of it is returned. Writes whose outcome is unknown are checked
 //!   before they are repeated, never sent twice blindly.
 //! - **A concurrency cap shared by every database**, held only during an HTTP exchange, and an
 //!   optional client-side rate limit.
@@ -53,7 +55,7 @@ mod stats;
 
 pub use auth::PendingAuthorization;
 pub use client::Client;
-pub use config::{ApiProfile, ClientConfig, RetryPolicy, MAX_PAGE_SIZE};
+pub use config::{ApiProfile, ClientConfig, RetryPolicy, DEFAULT_MAX_BODY_BYTES, MAX_PAGE_SIZE};
 pub use error::{Error, Result};
 pub use models::{
     AddOutcome, Discovery, Group, Member, NewUser, Removal, SecurityMember, User, UserPatch,

@@ -960,12 +960,21 @@ pub(crate) fn decode_user(body: &[u8], api: ApiProfile) -> Result<User> {
     }
 }
 
+/// How the message of a body that is not JSON starts ([`is_not_json`]).
+const NOT_JSON: &str = "not valid JSON";
+
+/// True for the decode error of a body that is not JSON at all (cut short or garbled on the
+/// way), as opposed to JSON of the wrong shape: the first may heal on a retry, the second not.
+pub(crate) fn is_not_json(e: &Error) -> bool {
+    matches!(e, Error::Decode { path, message } if path == "$" && message.starts_with(NOT_JSON))
+}
+
 /// Parses a body as JSON, without quoting it in the error.
 fn parse_json(body: &[u8]) -> Result<Value> {
     serde_json::from_slice(body).map_err(|e| Error::Decode {
         path: "$".into(),
         message: format!(
-            "not valid JSON ({:?} error at line {} column {})",
+            "{NOT_JSON} ({:?} error at line {} column {})",
             e.classify(),
             e.line(),
             e.column()

@@ -96,8 +96,22 @@ impl Cursor {
             .call(&self.customer, Method::GET, &segments, &query, None)
             .await?;
         let mut st = Attempts::default();
-        let reply = self.client.read(&call, &mut st).await?;
-        let (items, total) = T::decode_page(&reply.body, api)?;
+        let (items, total) = self
+            .client
+            .read_decoded(&call, &mut st, |body| T::decode_page(body, api))
+            .await?;
+        // A server that ignores `max_results` is not one whose offsets can be trusted; the page
+        // is refused whole rather than cut.
+        if items.len() > self.page_size as usize {
+            return Err(Error::Decode {
+                path: "data".into(),
+                message: format!(
+                    "{} items in a page, more than the {} asked for",
+                    items.len(),
+                    self.page_size
+                ),
+            });
+        }
         if self.pages == 0 {
             if let Some(total) = total {
                 let promised = total.div_ceil(u64::from(self.page_size));

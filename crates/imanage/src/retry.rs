@@ -21,6 +21,8 @@ pub enum RetryCause {
     Connection,
     /// 401: the token was renewed and the call repeated.
     Unauthorized,
+    /// A success whose body was not JSON (cut short or garbled on the way).
+    Malformed,
 }
 
 impl RetryCause {
@@ -59,6 +61,7 @@ impl RetryCause {
             RetryCause::Timeout => "timeout",
             RetryCause::Connection => "connection",
             RetryCause::Unauthorized => "unauthorized",
+            RetryCause::Malformed => "malformed",
         }
     }
 }

@@ -22,6 +22,8 @@ pub struct RetryCounts {
     pub connection: u64,
     /// Repeats after a 401 and a token renewal.
     pub unauthorized: u64,
+    /// Repeats after a body that was not JSON.
+    pub malformed: u64,
 }
 
 impl RetryCounts {
@@ -34,6 +36,7 @@ impl RetryCounts {
             RetryCause::Timeout => &mut self.timeout,
             RetryCause::Connection => &mut self.connection,
             RetryCause::Unauthorized => &mut self.unauthorized,
+            RetryCause::Malformed => &mut self.malformed,
         };
         *slot += 1;
     }
@@ -47,6 +50,7 @@ impl RetryCounts {
             + self.timeout
             + self.connection
             + self.unauthorized
+            + self.malformed
     }
 }
 

@@ -390,3 +390,49 @@ async fn the_concurrency_cap_is_shared_by_every_database() {
     assert_eq!(stats.total.calls, 4 * 15);
     assert_eq!(stats.per_customer.len(), 4);
 }
+
+/// Bodies spoiled on the way: one that is not JSON (garbled or cut short) is retried and the
+/// list comes out exact; JSON of the wrong shape, a page longer than asked for and a body over
+/// the client's cap fail the list at once with a clear error, and no page of it is yielded.
+#[tokio::test]
+async fn spoiled_bodies_are_retried_or_refused_whole() {
+    use imanage_sim::FaultKind;
+    let sim = start_firm(sim_config(3600), exact_firm(&[1200], 100)).await;
+    let want: Vec<String> = sim.handle.snapshot()[0].users.keys().cloned().collect();
+
+    sim.handle
+        .set_fault_kinds(&[FaultKind::MalformedJson, FaultKind::TruncatedBody]);
+    sim.handle.set_faults(0.4, 0);
+    let client = fast_client(&sim, 100);
+    let (users, _) = drain(client.list_users("db0")).await;
+    let ids: Vec<String> = users.into_iter().map(|u| u.id).collect();
+    assert_eq!(ids, want, "garbled pages are retried until they decode");
+    let faults = sim.handle.stats().total_faults();
+    assert!(faults > 0);
+    assert_eq!(client.stats().total.retries.malformed, faults);
+
+    sim.handle.set_faults(1.0, 0);
+    for (kind, expect) in [
+        (FaultKind::WrongTypes, "data[99].id"),
+        (FaultKind::OversizedPage, "more than the 100 asked for"),
+        (FaultKind::HugeBody, "larger than the client's limit"),
+    ] {
+        sim.handle.set_fault_kinds(&[kind]);
+        let client = Client::new(ClientConfig {
+            max_body_bytes: 4 * 1024 * 1024,
+            ..fast_client(&sim, 100).config().clone()
+        })
+        .expect("config");
+        let pages: Vec<_> = futures::StreamExt::collect::<Vec<_>>(client.list_users("db0")).await;
+        assert_eq!(pages.len(), 1, "{kind}: the list stops at the spoiled page");
+        let err = pages.into_iter().next().unwrap().unwrap_err();
+        assert!(!err.is_retryable(), "{kind}: {err}");
+        assert!(err.to_string().contains(expect), "{kind}: {err}");
+        assert!(
+            matches!(err, Error::Decode { .. } | Error::TooLarge { .. }),
+            "{kind}: {err:?}"
+        );
+        assert_eq!(client.stats().total.calls, 1, "{kind}: not retried");
+    }
+    sim.handle.set_faults(0.0, 0);
+}
