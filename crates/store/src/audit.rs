@@ -185,6 +185,9 @@ impl Store {
             outcome: outcome.into(),
         };
         append(&mut tx, &entry, now).await?;
+        if outcome == "ok" {
+            crate::replica::notify_state_change(&mut tx, "override").await?;
+        }
         tx.commit().await?;
         Ok(ov)
     }
@@ -230,6 +233,9 @@ impl Store {
             outcome: if removed.is_some() { "ok" } else { "not_found" }.into(),
         };
         append(&mut tx, &entry, now).await?;
+        if removed.is_some() {
+            crate::replica::notify_state_change(&mut tx, "override").await?;
+        }
         tx.commit().await?;
         Ok(removed.is_some())
     }

@@ -678,6 +678,7 @@ impl Store {
             None,
         )
         .await?;
+        crate::replica::notify_state_change(&mut tx, &format!("commit:{db}")).await?;
         tx.commit().await?;
         debug!(
             elapsed_ms = started.elapsed().as_millis() as u64,

@@ -21,6 +21,11 @@
 //! future dropped mid-transaction (a timeout, an aborted task) rolls back too: its connection is
 //! closed rather than returned to the pool half-way through a statement. Runs a dead process
 //! left `running` are marked `abandoned` by the next [`Store::start_run`].
+//!
+//! Several processes on one PostgreSQL store: [`Store::try_lead_harvest`] elects the one that
+//! harvests (an advisory lock), and [`Store::state_changes`] (`LISTEN`) with
+//! [`Store::state_generation`] (a cheap fingerprint to poll) tell the others that a new state was
+//! committed.
 
 #![warn(missing_docs)]
 
@@ -32,6 +37,7 @@ mod hash;
 mod operations;
 mod persons;
 mod read;
+mod replica;
 mod runs;
 mod sql;
 pub mod synthetic;
@@ -50,6 +56,7 @@ use tokio::sync::Mutex;
 
 pub use error::{Error, Result};
 pub use operations::*;
+pub use replica::{HarvestLeadership, StateChanges, StateGeneration, STATE_CHANNEL};
 pub use types::*;
 
 use sql::{Open, Tx};
@@ -63,6 +70,8 @@ const LOCK_NAMESPACE: i32 = 0x6964_6772;
 /// Second keys of the store's own advisory locks; store owners are positive, these are not.
 const LOCK_CHANGE_LOG: i32 = -1;
 const LOCK_PERSONS: i32 = -2;
+/// Held (session-level) by the one process that harvests; see [`Store::try_lead_harvest`].
+const LOCK_HARVEST_LEADER: i32 = -3;
 
 /// How to size and time out the connection pool.
 #[derive(Debug, Clone)]

@@ -210,6 +210,27 @@ impl Store {
         Ok(id)
     }
 
+    /// Marks this instance's runs that are still `running` as `abandoned` and returns how many
+    /// there were: for a process that stops in an orderly way after dropping a harvest in flight
+    /// (its uncommitted database transactions rolled back; those already committed stay, whole).
+    /// Call it only once nothing of this instance is harvesting any more.
+    pub async fn abandon_own_runs(&self) -> Result<u64> {
+        let mut tx = self.begin_write().await?;
+        let n = on_tx!(&mut tx, c => {
+            sqlx::query(
+                "UPDATE runs SET status = 'abandoned', finished_at = $1 \
+                 WHERE status = 'running' AND owner = $2",
+            )
+            .bind(now_ms())
+            .bind(i64::from(self.inner.owner))
+            .execute(c)
+            .await?
+            .rows_affected()
+        });
+        tx.commit().await?;
+        Ok(n)
+    }
+
     /// Records that a crawl of `database` failed or was incomplete, with its cost and cause.
     /// Touches none of that database's data: its last complete state stays what the store
     /// serves, and its status says the last attempt failed.
