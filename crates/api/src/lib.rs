@@ -22,7 +22,7 @@ pub use auth::{ApiKey, Caller, ParseApiKeyError, Role};
 pub use graph::GraphStats;
 pub use http::{router, serve};
 pub use limits::Limits;
-pub use metrics::record_harvest;
+pub use metrics::{record_harvest, record_harvest_leader};
 pub use schema::{execute, schema, sdl, Code, IdgraphSchema};
 pub use state::AppState;
 

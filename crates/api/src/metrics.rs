@@ -21,6 +21,7 @@ const LAST_COMPLETE: &str = "idgraph_database_last_complete_harvest_timestamp_se
 const LAST_OK: &str = "idgraph_database_last_harvest_complete";
 const HARVESTS: &str = "idgraph_database_harvests_total";
 const HARVEST_ERRORS: &str = "idgraph_database_harvest_errors_total";
+const HARVEST_LEADER: &str = "idgraph_harvest_leader";
 
 /// Latency buckets in seconds: fine-grained below 10 ms, where lookups are expected to land.
 const LATENCY_BUCKETS: &[f64] = &[
@@ -90,6 +91,10 @@ fn describe() {
     );
     metrics::describe_counter!(HARVESTS, "Harvest attempts by database and outcome.");
     metrics::describe_counter!(HARVEST_ERRORS, "Failed or incomplete harvests by database.");
+    metrics::describe_gauge!(
+        HARVEST_LEADER,
+        "1 while this process holds the harvest leadership (it is the replica that harvests), else 0."
+    );
 }
 
 /// Renders every metric in the Prometheus text format.
@@ -117,6 +122,12 @@ pub fn record_harvest(database: &str, ok: bool) {
     } else {
         metrics::counter!(HARVEST_ERRORS, "database" => database.to_string()).increment(1);
     }
+}
+
+/// Records whether this process holds the harvest leadership (`idgraph_harvest_leader`).
+pub fn record_harvest_leader(leader: bool) {
+    handle();
+    metrics::gauge!(HARVEST_LEADER).set(if leader { 1.0 } else { 0.0 });
 }
 
 /// Sets the graph-size and freshness gauges for a newly published graph.
