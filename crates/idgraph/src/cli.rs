@@ -228,3 +228,57 @@ pub struct ServeArgs {
     #[arg(long)]
     pub insecure_no_auth: bool,
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    /// Every argument that takes a value, of every (sub)command: `command path --long` and its
+    /// long name with its value names, lower-cased.
+    fn valued_args(cmd: &clap::Command, path: &str, out: &mut Vec<(String, String)>) {
+        for arg in cmd.get_arguments() {
+            if !arg.get_action().takes_values() {
+                continue;
+            }
+            let name = arg
+                .get_long()
+                .map(str::to_string)
+                .unwrap_or_else(|| arg.get_id().to_string());
+            let values: Vec<String> = arg
+                .get_value_names()
+                .unwrap_or_default()
+                .iter()
+                .map(|v| v.to_string())
+                .collect();
+            let text = format!("{name} {}", values.join(" ")).to_lowercase();
+            out.push((format!("{path} --{name}"), text));
+        }
+        for sub in cmd.get_subcommands() {
+            valued_args(sub, &format!("{path} {}", sub.get_name()), out);
+        }
+    }
+
+    #[test]
+    fn no_flag_takes_a_secret() {
+        let mut args = Vec::new();
+        valued_args(&Cli::command(), "idgraph", &mut args);
+        assert!(args.len() > 20, "too few arguments found: {args:?}");
+        // The simulator's `--client ID:SECRET:SCOPES` registers a made-up application in the
+        // simulator (its default is public), not a credential of idgraph's; `--token-ttl-s` is
+        // a lifetime.
+        let not_secrets = ["idgraph sim --client", "idgraph sim --token-ttl-s"];
+        for (arg, text) in &args {
+            if not_secrets.contains(&arg.as_str()) {
+                continue;
+            }
+            for word in ["secret", "password", "key", "token", "credential"] {
+                assert!(
+                    !text.contains(word),
+                    "{arg} looks like it takes a secret ({word}): secrets come from the \
+                     environment or a _FILE variable only"
+                );
+            }
+        }
+    }
+}

@@ -9,9 +9,8 @@ use secrecy::SecretString;
 use std::io::IsTerminal;
 use std::process::ExitCode;
 use std::sync::Arc;
-use std::time::Duration;
 use store::Store;
-use tracing::{error, info, warn};
+use tracing::{info, warn};
 
 // A child module, so the admin-operation commands share this module's store and client set-up.
 #[path = "ops_commands.rs"]
@@ -272,20 +271,15 @@ async fn serve(config: &Config, args: ServeArgs) -> anyhow::Result<ExitCode> {
         config.resolve_config(),
     );
     // Serve the last complete state at once, if there is one; a first harvest follows in the
-    // background. With nothing harvested yet, /readyz stays 503 until the first harvest.
-    let harvested = store
-        .database_statuses()
-        .await
-        .context("reading the store")?
-        .iter()
-        .any(|d| d.last_complete_at.is_some());
-    if harvested {
-        match api::reload(&state).await {
-            Ok(stats) => info!(?stats, "graph loaded from the store"),
-            Err(e) => warn!(error = %e, "no graph loaded from the store yet"),
+    // background. With nothing harvested yet, /readyz stays 503 until the first harvest (by this
+    // replica or, on PostgreSQL, by whichever replica leads).
+    let reloader = crate::replica::Reloader::new(state.clone());
+    match reloader.reload_if_changed().await {
+        Ok(true) => info!("graph loaded from the store"),
+        Ok(false) => {
+            info!("the store holds no complete harvest yet; not ready until the first one")
         }
-    } else {
-        info!("the store holds no complete harvest yet; not ready until the first one");
+        Err(e) => warn!(error = %e, "no graph loaded from the store yet"),
     }
     let listener = tokio::net::TcpListener::bind(&args.listen)
         .await
@@ -294,56 +288,62 @@ async fn serve(config: &Config, args: ServeArgs) -> anyhow::Result<ExitCode> {
         "idgraph serving on http://{}/graphql",
         listener.local_addr()?
     );
+
+    // SIGTERM or Ctrl-C: stop accepting, finish the requests in flight, abandon a harvest in
+    // flight, release the harvest leadership, exit 0.
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    tokio::spawn(async move {
+        shutdown_signal().await;
+        let _ = stop_tx.send(true);
+    });
+    let stopped = {
+        let mut stop = stop_rx.clone();
+        async move {
+            let _ = stop.wait_for(|stop| *stop).await;
+        }
+    };
+
     let harvest_task = harvester.map(|(client, databases)| {
         let options = HarvestOptions {
             databases,
             page_size: config.imanage.page_size,
             ..HarvestOptions::default()
         };
-        // The admin mutations act through the same client and re-harvest what they touched.
+        // The admin mutations act through the same client and re-harvest what they touched;
+        // the store announces their commits, so every replica reloads.
         state.set_operator(Arc::new(ops::Operator::new(
             client.clone(),
             store.clone(),
             options.clone(),
         )));
         let harvester = Harvester::new(client, store.clone(), options);
-        tokio::spawn(harvest_loop(harvester, state.clone(), every))
+        tokio::spawn(crate::replica::harvest_duty(
+            harvester,
+            reloader.clone(),
+            every,
+            stop_rx.clone(),
+        ))
     });
-    api::serve(listener, state, shutdown_signal())
-        .await
-        .context("serving the API")?;
+    let following = tokio::spawn(crate::replica::follow_changes(reloader));
+    let served = api::serve(listener, state, stopped).await;
+    // The requests in flight have been answered; the harvest duty saw the same signal.
+    following.abort();
     if let Some(task) = harvest_task {
-        // Abandon a harvest in flight: its database transactions were not committed.
-        task.abort();
-    }
-    Ok(ExitCode::SUCCESS)
-}
-
-/// Harvests now and then every `every`, publishing a new graph after each harvest that committed
-/// anything.
-async fn harvest_loop(
-    harvester: Harvester<imanage::Client>,
-    state: api::AppState,
-    every: Duration,
-) {
-    let mut ticker = tokio::time::interval(every);
-    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        ticker.tick().await;
-        match harvester.run(&LogProgress).await {
-            Ok(report) => {
-                for db in &report.databases {
-                    api::record_harvest(&db.database, db.is_complete());
-                }
-                if report.databases.iter().any(|d| d.is_complete()) {
-                    if let Err(e) = api::reload(&state).await {
-                        error!(error = %e, "publishing the new graph failed");
-                    }
-                }
-            }
-            Err(e) => error!(error = %e, "harvest failed"),
+        if let Err(e) = task.await {
+            warn!(error = %e, "the harvest task ended abnormally");
         }
     }
+    // A harvest dropped half-way committed whole databases or nothing of them; its run must
+    // not stay `running`.
+    match store.abandon_own_runs().await {
+        Ok(0) => {}
+        Ok(n) => info!(runs = n, "the run cut short by the shutdown is marked abandoned"),
+        Err(e) => warn!(error = %e, "marking the run cut short as abandoned failed"),
+    }
+    store.close().await;
+    served.context("serving the API")?;
+    info!("stopped");
+    Ok(ExitCode::SUCCESS)
 }
 
 async fn demo(args: DemoArgs) -> anyhow::Result<ExitCode> {

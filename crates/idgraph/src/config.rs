@@ -35,6 +35,10 @@ pub struct Config {
     /// `ROLE:SECRET` pairs.
     #[serde(default, deserialize_with = "comma_list")]
     pub api_keys: Vec<SecretString>,
+    /// A file holding the `ROLE:SECRET` pairs (comma- or line-separated; Docker and Kubernetes
+    /// secrets), read when `api_keys` is empty.
+    #[serde(default)]
+    pub api_keys_file: Option<PathBuf>,
     #[serde(default)]
     pub resolve: ResolveSettings,
     /// How often `serve` harvests, e.g. `15m`, `90s`, `1h`.
@@ -126,6 +130,7 @@ const ENV_KEYS: &[(&str, &str)] = &[
     ("IMANAGE_SCOPES", "imanage.scopes"),
     ("IMANAGE_API", "imanage.api"),
     ("IDGRAPH_API_KEYS", "api_keys"),
+    ("IDGRAPH_API_KEYS_FILE", "api_keys_file"),
     ("IDGRAPH_HARVEST_EVERY", "harvest_every"),
     (
         "IDGRAPH_EMAIL_DOMAIN_ALIASES",
@@ -136,16 +141,6 @@ const ENV_KEYS: &[(&str, &str)] = &[
         "resolve.login_domain_aliases",
     ),
 ];
-
-/// Every environment variable idgraph reads (tests check the README and the compose file
-/// against this list).
-#[cfg(test)]
-pub fn env_variables() -> impl Iterator<Item = &'static str> {
-    ENV_KEYS
-        .iter()
-        .map(|(var, _)| *var)
-        .chain(["IDGRAPH_LOG", "IDGRAPH_LOG_FORMAT", "RUST_LOG"])
-}
 
 impl Config {
     /// Loads the file (when given, or `idgraph.toml` when it exists), then overlays `env`.
@@ -227,10 +222,25 @@ impl Config {
         }
     }
 
-    /// The API keys, parsed.
+    /// The API keys, parsed: from the setting, or else from its file.
     pub fn api_keys(&self) -> anyhow::Result<Vec<api::ApiKey>> {
-        self.api_keys
-            .iter()
+        let from_file;
+        let keys = match (&self.api_keys_file, self.api_keys.is_empty()) {
+            (Some(path), true) => {
+                let text = std::fs::read_to_string(path).with_context(|| {
+                    format!("reading the API keys file {}", path.display())
+                })?;
+                from_file = text
+                    .split([',', '\n'])
+                    .map(str::trim)
+                    .filter(|k| !k.is_empty())
+                    .map(|k| SecretString::from(k.to_string()))
+                    .collect::<Vec<_>>();
+                &from_file
+            }
+            _ => &self.api_keys,
+        };
+        keys.iter()
             .map(|k| {
                 k.expose_secret().parse::<api::ApiKey>().map_err(|_| {
                     anyhow::anyhow!(
@@ -410,6 +420,7 @@ pub fn redact_url(url: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::env_vars::{ENV_VARS, SECRET_VARS};
 
     fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
         pairs
@@ -503,12 +514,71 @@ mod tests {
     #[test]
     fn the_readme_documents_every_variable() {
         let readme = include_str!("../../../README.md");
-        for var in env_variables().filter(|v| *v != "RUST_LOG") {
+        for var in ENV_VARS.iter().filter(|v| **v != "RUST_LOG") {
             assert!(
                 readme.contains(&format!("`{var}`")),
                 "README.md does not document {var}"
             );
         }
+    }
+
+    #[test]
+    fn the_variable_list_is_the_configuration_s() {
+        for (var, _) in ENV_KEYS {
+            assert!(ENV_VARS.contains(var), "{var} is missing from ENV_VARS");
+        }
+        let logging = ["IDGRAPH_LOG", "IDGRAPH_LOG_FORMAT", "RUST_LOG"];
+        for var in ENV_VARS {
+            assert!(
+                logging.contains(var) || ENV_KEYS.iter().any(|(v, _)| v == var),
+                "{var} is in ENV_VARS but the configuration does not read it"
+            );
+        }
+        for var in SECRET_VARS {
+            let file = format!("{var}_FILE");
+            assert!(
+                ENV_KEYS.iter().any(|(v, _)| *v == file),
+                "{var} has no {file} form"
+            );
+        }
+    }
+
+    #[test]
+    fn secrets_come_from_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let secret = dir.path().join("client-secret");
+        std::fs::write(&secret, "from-a-file\n").unwrap();
+        let keys = dir.path().join("api-keys");
+        std::fs::write(&keys, "reader:r-from-file\nadmin:a-from-file,\n").unwrap();
+        let c = Config::load(
+            None,
+            env(&[
+                ("IMANAGE_CLIENT_SECRET_FILE", secret.to_str().unwrap()),
+                ("IDGRAPH_API_KEYS_FILE", keys.to_str().unwrap()),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(
+            c.client_secret().unwrap().unwrap().expose_secret(),
+            "from-a-file"
+        );
+        let parsed = c.api_keys().unwrap();
+        assert_eq!(parsed.len(), 2);
+        assert!(!format!("{c:?}").contains("from-file"));
+        // The variable itself wins over its file.
+        let c = Config::load(
+            None,
+            env(&[
+                ("IDGRAPH_API_KEYS", "reader:direct"),
+                ("IDGRAPH_API_KEYS_FILE", keys.to_str().unwrap()),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(c.api_keys().unwrap().len(), 1);
+        // A missing file is an error that names it.
+        let c = Config::load(None, env(&[("IDGRAPH_API_KEYS_FILE", "/nonexistent/keys")])).unwrap();
+        let err = c.api_keys().unwrap_err();
+        assert!(format!("{err:#}").contains("/nonexistent/keys"), "{err:#}");
     }
 
     #[test]

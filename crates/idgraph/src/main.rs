@@ -3,6 +3,10 @@
 mod cli;
 mod commands;
 mod config;
+// Read by the tests only (the README's and the compose file's checks).
+#[cfg_attr(not(test), allow(dead_code))]
+mod env_vars;
+mod replica;
 mod telemetry;
 
 use clap::Parser;
