@@ -386,6 +386,7 @@ async fn one_replica_harvests_the_other_follows_and_takes_over_when_it_dies() {
             took < Duration::from_secs(5),
             "converged only after {took:?}"
         );
+        eprintln!("round {round}: both replicas answer from the new harvest {took:?} after its run completed");
     }
     support::assert_store_matches_sim(&db.store, &sim.handle).await;
 
@@ -406,6 +407,9 @@ async fn one_replica_harvests_the_other_follows_and_takes_over_when_it_dies() {
     assert!(
         delay <= (every + every / 4).as_millis() as i64 + 500,
         "the takeover took {delay} ms after the kill (interval {every:?})"
+    );
+    eprintln!(
+        "takeover: the survivor started a harvest {delay} ms after the kill (interval {every:?})"
     );
     assert!(b.logged("harvest leadership acquired"), "{}", b.dump());
     assert_eq!(b.leader_gauge(&http).await, Some(1.0));
@@ -586,6 +590,7 @@ async fn sigterm_mid_harvest_abandons_it_cleanly_and_exits_0() {
         took < Duration::from_secs(5),
         "stopping waited for the slow harvest ({took:?})"
     );
+    eprintln!("SIGTERM mid-harvest: exited 0 after {took:?}");
     assert!(r.logged("harvest in flight is abandoned"), "{}", r.dump());
     assert!(r.logged("harvest leadership released"), "{}", r.dump());
 
