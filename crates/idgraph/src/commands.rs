@@ -337,7 +337,10 @@ async fn serve(config: &Config, args: ServeArgs) -> anyhow::Result<ExitCode> {
     // not stay `running`.
     match store.abandon_own_runs().await {
         Ok(0) => {}
-        Ok(n) => info!(runs = n, "the run cut short by the shutdown is marked abandoned"),
+        Ok(n) => info!(
+            runs = n,
+            "the run cut short by the shutdown is marked abandoned"
+        ),
         Err(e) => warn!(error = %e, "marking the run cut short as abandoned failed"),
     }
     store.close().await;

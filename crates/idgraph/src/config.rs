@@ -227,9 +227,8 @@ impl Config {
         let from_file;
         let keys = match (&self.api_keys_file, self.api_keys.is_empty()) {
             (Some(path), true) => {
-                let text = std::fs::read_to_string(path).with_context(|| {
-                    format!("reading the API keys file {}", path.display())
-                })?;
+                let text = std::fs::read_to_string(path)
+                    .with_context(|| format!("reading the API keys file {}", path.display()))?;
                 from_file = text
                     .split([',', '\n'])
                     .map(str::trim)
