@@ -4,6 +4,8 @@
 //! within one harvest interval, both answer the same `person(login:)` queries identically after
 //! every harvest, and SIGTERM stops a replica cleanly (the request in flight answered, a harvest
 //! in flight abandoned without a half-written database or a run left `running`, exit status 0).
+//! Admin mutations and overrides made through a replica that does not harvest reach the others
+//! by the store's notification, long before their fallback check.
 //!
 //! Each test creates its own database on `IDGRAPH_TEST_PG_URL`.
 
@@ -729,5 +731,131 @@ async fn sigterm_during_a_slow_request_answers_it_then_exits_0() {
     let after = runs(&db.url).await;
     assert!(after.iter().all(|r| r.status != "running"), "{after:#?}");
     // The offboarding's re-harvest completed before the exit: the store is the simulator's.
+    support::assert_store_matches_sim(&db.store, &sim.handle).await;
+}
+
+/// Polls `replica` with `query` until `done` holds for the answer, at most five seconds (the
+/// replicas' fallback check is every 15 s, and nobody harvests on a schedule in the test that
+/// uses this: only a notification explains a reload that fast). Returns how long it took.
+async fn until(
+    replica: &Replica,
+    http: &reqwest::Client,
+    query: &str,
+    variables: Value,
+    what: &str,
+    done: impl Fn(&Value) -> bool,
+) -> Duration {
+    let started = Instant::now();
+    loop {
+        let answer = replica.gql(http, query, variables.clone()).await;
+        if done(&answer) {
+            return started.elapsed();
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "{what}: not seen on {} within 5 s; last answer {answer}",
+            replica.base
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mutations_on_a_follower_reach_every_replica() {
+    let sim = start_sim(firm(75), 0.0, 3600).await;
+    let db = TestStore::new(Backend::Postgres).await;
+    let http = reqwest::Client::new();
+    // No scheduled harvest after the first: only the mutations change the store.
+    let leader = Replica::start(&sim, &db.url, "1h");
+    leader.wait_ready(&http).await;
+    let follower = Replica::start(&sim, &db.url, "1h");
+    follower.wait_ready(&http).await;
+    assert_eq!(follower.leader_gauge(&http).await, Some(0.0));
+
+    let persons = follower
+        .gql(
+            &http,
+            "{ persons(first: 50) { edges { node { id accounts { database userId active } } } } }",
+            json!({}),
+        )
+        .await;
+    let nodes: Vec<&Value> = persons["data"]["persons"]["edges"]
+        .as_array()
+        .expect("persons")
+        .iter()
+        .map(|e| &e["node"])
+        .collect();
+    let active = |p: &&Value| {
+        p["accounts"]
+            .as_array()
+            .is_some_and(|a| a.iter().any(|a| a["active"] == true))
+    };
+    let mut candidates = nodes.iter().copied().filter(active);
+    let offboarded = candidates.next().expect("an active person")["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let (x, y) = (candidates.next().unwrap(), candidates.next().unwrap());
+    let key = |p: &Value| json!({"database": p["accounts"][0]["database"], "userId": p["accounts"][0]["userId"]});
+    let (ka, kb) = (key(x), key(y));
+
+    // Offboarding through the follower: it calls iManage, re-harvests what it touched, and the
+    // leader (which harvests nothing on its own for an hour) shows the result.
+    let body = follower
+        .gql(
+            &http,
+            "mutation($p: ID!) { offboardPerson(personId: $p) { status } }",
+            json!({"p": offboarded}),
+        )
+        .await;
+    assert_eq!(
+        body["data"]["offboardPerson"]["status"], "completed",
+        "{body}"
+    );
+    const ACTIVE: &str = "query($p: ID!) { person(id: $p) { accounts { active } } }";
+    let all_inactive = |a: &Value| {
+        a["data"]["person"]["accounts"]
+            .as_array()
+            .is_some_and(|acc| !acc.is_empty() && acc.iter().all(|x| x["active"] == false))
+    };
+    let took = until(
+        &leader,
+        &http,
+        ACTIVE,
+        json!({"p": offboarded}),
+        "the offboarding",
+        all_inactive,
+    )
+    .await;
+    eprintln!("offboarding on the follower: seen on the leader after {took:?}");
+
+    // An analyst's override through the follower reaches the leader too.
+    let body = follower
+        .gql(
+            &http,
+            "mutation($a: AccountKeyInput!, $b: AccountKeyInput!) { addOverride(input: {kind: MUST_LINK, a: $a, b: $b, reason: \"replica test\"}) { id } }",
+            json!({"a": ka, "b": kb}),
+        )
+        .await;
+    assert!(body["data"]["addOverride"]["id"].is_string(), "{body}");
+    const LINKED: &str = "query($da: String!, $ua: String!, $db: String!, $ub: String!) { a: account(database: $da, userId: $ua) { person { id } } b: account(database: $db, userId: $ub) { person { id } } }";
+    let vars =
+        json!({"da": ka["database"], "ua": ka["userId"], "db": kb["database"], "ub": kb["userId"]});
+    let same_person = |a: &Value| {
+        let pa = &a["data"]["a"]["person"]["id"];
+        pa.is_string() && *pa == a["data"]["b"]["person"]["id"]
+    };
+    for r in [&follower, &leader] {
+        let took = until(r, &http, LINKED, vars.clone(), "the override", same_person).await;
+        eprintln!(
+            "override on the follower: seen on {} after {took:?}",
+            r.base
+        );
+    }
+    answers_converge(&[&leader, &follower], &http, &db.url, &logins(&sim)).await;
+    // Only the first harvest was scheduled; the other run is the follower's re-harvest.
+    let all = runs(&db.url).await;
+    assert_eq!(all.len(), 2, "{all:#?}");
+    assert_eq!(owners(&all).len(), 2);
     support::assert_store_matches_sim(&db.store, &sim.handle).await;
 }
