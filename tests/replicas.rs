@@ -7,7 +7,7 @@
 //! Admin mutations and overrides made through a replica that does not harvest reach the others
 //! by the store's notification, long before their fallback check.
 //!
-//! Each test creates its own database on `IDGRAPH_TEST_PG_URL`.
+//! Each test creates its own database on `IDGRAPH_TEST_PG_URL` (one, on SQLite, its own file).
 
 mod support;
 
@@ -246,16 +246,13 @@ fn now_ms() -> i64 {
 }
 
 /// The last complete commit time of every database, from the store.
-async fn last_complete(url: &str) -> BTreeMap<String, i64> {
-    let mut conn = sqlx::PgConnection::connect(url).await.expect("connect");
-    let rows: Vec<(String, Option<i64>)> =
-        sqlx::query_as("SELECT database, last_complete_at FROM databases")
-            .fetch_all(&mut conn)
-            .await
-            .expect("databases");
-    let _ = conn.close().await;
-    rows.into_iter()
-        .filter_map(|(d, at)| at.map(|at| (d, at)))
+async fn last_complete(store: &store::Store) -> BTreeMap<String, i64> {
+    store
+        .database_statuses()
+        .await
+        .expect("database statuses")
+        .into_iter()
+        .filter_map(|d| d.last_complete_at.map(|at| (d.database, at)))
         .collect()
 }
 
@@ -305,13 +302,13 @@ fn harvested_at(answer: &Value) -> BTreeMap<String, i64> {
 async fn answers_converge(
     replicas: &[&Replica],
     http: &reqwest::Client,
-    url: &str,
+    store: &store::Store,
     vars: &Value,
 ) -> Duration {
     let started = Instant::now();
     let deadline = started + Duration::from_secs(15);
     loop {
-        let stored = last_complete(url).await;
+        let stored = last_complete(store).await;
         let mut answers = Vec::new();
         for r in replicas {
             answers.push(r.gql(http, PERSONS, vars.clone()).await);
@@ -382,7 +379,7 @@ async fn one_replica_harvests_the_other_follows_and_takes_over_when_it_dies() {
             |r| r.iter().any(|r| r.id > before && r.status == "complete"),
         )
         .await;
-        let took = answers_converge(&[&a, &b], &http, &db.url, &vars).await;
+        let took = answers_converge(&[&a, &b], &http, &db.store, &vars).await;
         // The follower hears of the commit by NOTIFY: far sooner than its 15 s fallback check.
         assert!(
             took < Duration::from_secs(5),
@@ -442,7 +439,7 @@ async fn one_replica_harvests_the_other_follows_and_takes_over_when_it_dies() {
         |r| r.iter().any(|r| r.id > before && r.status == "complete"),
     )
     .await;
-    answers_converge(&[&b], &http, &db.url, &vars).await;
+    answers_converge(&[&b], &http, &db.store, &vars).await;
     support::assert_store_matches_sim(&db.store, &sim.handle).await;
 }
 
@@ -484,7 +481,7 @@ async fn replicas_started_at_the_same_instant_elect_one_harvester() {
         .count();
     assert_eq!(leaders, 1);
     let refs: Vec<&Replica> = replicas.iter().collect();
-    answers_converge(&refs, &http, &db.url, &logins(&sim)).await;
+    answers_converge(&refs, &http, &db.store, &logins(&sim)).await;
 }
 
 /// What a database holds, as comparable lines: every account's fields and every membership.
@@ -852,10 +849,60 @@ async fn mutations_on_a_follower_reach_every_replica() {
             r.base
         );
     }
-    answers_converge(&[&leader, &follower], &http, &db.url, &logins(&sim)).await;
+    answers_converge(&[&leader, &follower], &http, &db.store, &logins(&sim)).await;
     // Only the first harvest was scheduled; the other run is the follower's re-harvest.
     let all = runs(&db.url).await;
     assert_eq!(all.len(), 2, "{all:#?}");
     assert_eq!(owners(&all).len(), 2);
+    support::assert_store_matches_sim(&db.store, &sim.handle).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_sqlite_a_harvest_by_another_process_is_picked_up_by_the_periodic_check() {
+    // SQLite has no notifications: the serving process finds a commit made by another process
+    // (here `idgraph harvest`) by comparing the store's state generation every 15 s.
+    let sim = start_sim(firm(76), 0.0, 3600).await;
+    let db = TestStore::new(Backend::Sqlite).await;
+    let http = reqwest::Client::new();
+    let serving = Replica::start(&sim, &db.url, "1h");
+    serving.wait_ready(&http).await;
+    let vars = logins(&sim);
+    answers_converge(&[&serving], &http, &db.store, &vars).await;
+    let before = last_complete(&db.store).await;
+
+    sim.handle.mutate(0.05, 300);
+    let status = Command::new(env!("CARGO_BIN_EXE_idgraph"))
+        .arg("harvest")
+        .env("IDGRAPH_LOG", "warn")
+        .env("DATABASE_URL", &db.url)
+        .env("IMANAGE_BASE_URL", base_url(&sim))
+        .env("IMANAGE_CLIENT_ID", support::CLIENT_ID)
+        .env("IMANAGE_CLIENT_SECRET", support::CLIENT_SECRET)
+        .env("IMANAGE_CUSTOMERS", sim.handle.truth().databases.join(","))
+        .stdout(Stdio::null())
+        .status()
+        .expect("idgraph harvest runs");
+    assert_eq!(status.code(), Some(0));
+    let after = last_complete(&db.store).await;
+    assert_ne!(after, before, "the harvest committed nothing");
+
+    let started = Instant::now();
+    loop {
+        let answer = serving.gql(&http, PERSONS, vars.clone()).await;
+        if harvested_at(&answer) == after {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(25),
+            "the serving process never loaded the other process's harvest; log:\n{}",
+            serving.dump()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    eprintln!(
+        "SQLite: a harvest by another process served after {:?} (check every 15 s)",
+        started.elapsed()
+    );
+    assert!(serving.logged("loaded a new state committed to the store"));
     support::assert_store_matches_sim(&db.store, &sim.handle).await;
 }
