@@ -13,6 +13,7 @@ use std::collections::BTreeMap;
 
 const COMPOSE: &str = include_str!("../docker-compose.yml");
 const DOCKERFILE: &str = include_str!("../Dockerfile");
+const DOCKERIGNORE: &str = include_str!("../.dockerignore");
 
 fn compose() -> Value {
     serde_yaml_ng::from_str(COMPOSE).expect("docker-compose.yml is valid YAML")
@@ -223,6 +224,14 @@ fn the_dockerfile_builds_the_binary_and_runs_it_unprivileged() {
     assert!(lines
         .iter()
         .any(|l| l.starts_with("ENTRYPOINT") && l.contains("idgraph")));
+    // The build context (`COPY . .`) leaves out the build output and the compose secrets' files.
+    let ignored: Vec<&str> = DOCKERIGNORE.lines().map(str::trim).collect();
+    for pattern in ["target", ".idgraph*", "deploy/*secret*"] {
+        assert!(
+            ignored.contains(&pattern),
+            ".dockerignore does not leave out {pattern}"
+        );
+    }
     // Only variables idgraph reads are baked in.
     for l in lines.iter().filter(|l| l.starts_with("ENV ")) {
         let var = l[4..].split(['=', ' ']).next().unwrap();
