@@ -19,6 +19,13 @@ pub struct Limits {
     /// unpaginated list such as `Group.members` is, so resolvers count what they return and stop
     /// a request that fans out past this (e.g. members -> person -> accounts -> groups -> members).
     pub max_nodes: usize,
+    /// Most fields a query document may select, counted as written (each fragment once).
+    /// Bounds floods of fields that complexity lets through cheaply and the validation's
+    /// overlap check pays for dearly.
+    pub max_fields: usize,
+    /// Most aliases a query document may use (a thousand aliases of a cheap field run a
+    /// thousand resolvers within the complexity bound).
+    pub max_aliases: usize,
     /// Largest request body.
     pub max_body_bytes: usize,
     /// Longest a request may take, reading its body included.
@@ -37,3 +44,5 @@ impl Default for Limits {
         }
     }
 }
+            max_fields: 1_000,
+            max_aliases: 100,

@@ -38,6 +38,9 @@ pub struct Mutation(mutation::OverrideMutation, operations::OperationMutation);
 /// The schema type served by the app.
 pub type IdgraphSchema = Schema<Query, Mutation, EmptySubscription>;
 
+/// Most directives one field may carry (`@include`/`@skip`; more is never useful).
+const MAX_DIRECTIVES_PER_FIELD: usize = 4;
+
 /// The page size of a connection when `first` is absent.
 pub(crate) const DEFAULT_PAGE: usize = 50;
 
@@ -65,6 +68,11 @@ pub fn schema(state: AppState) -> IdgraphSchema {
         .data(state)
         .limit_depth(limits.max_depth)
         .limit_complexity(limits.max_complexity)
+        .limit_directives(MAX_DIRECTIVES_PER_FIELD)
+        .extension(crate::guard::SelectionLimit {
+            max_fields: limits.max_fields,
+            max_aliases: limits.max_aliases,
+        })
         .finish()
 }
 
