@@ -49,6 +49,8 @@ pub fn router(state: AppState) -> Router {
     // carry the key the user pastes into its headers editor. The time-out wraps the key check
     // and the body read as well, so a client trickling its body in is cut off too.
     let graphql_post = post(graphql_post)
+        // Inside the key check: a request without a key gets 401 whatever its content type.
+        .route_layer(middleware::from_fn(crate::guard::require_json))
         .route_layer(middleware::from_fn_with_state(app.clone(), require_key))
         .layer::<_, Infallible>(
             ServiceBuilder::new()
@@ -62,6 +64,7 @@ pub fn router(state: AppState) -> Router {
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/metrics", get(prometheus))
+        .method_not_allowed_fallback(crate::guard::method_not_allowed)
         .layer(DefaultBodyLimit::max(limits.max_body_bytes))
         .layer(PropagateRequestIdLayer::x_request_id())
         .layer(TraceLayer::new_for_http().make_span_with(make_span))
