@@ -55,8 +55,6 @@ pub fn router(state: AppState) -> Router {
         .layer::<_, Infallible>(
             ServiceBuilder::new()
                 .layer(HandleErrorLayer::new(timed_out))
-        // Inside the key check: a request without a key gets 401 whatever its content type.
-        .route_layer(middleware::from_fn(crate::guard::require_json))
                 .timeout(limits.request_timeout),
         );
     Router::new()
@@ -69,7 +67,6 @@ pub fn router(state: AppState) -> Router {
         .layer(PropagateRequestIdLayer::x_request_id())
         .layer(TraceLayer::new_for_http().make_span_with(make_span))
         .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
-        .method_not_allowed_fallback(crate::guard::method_not_allowed)
         .with_state(app)
 }
 
