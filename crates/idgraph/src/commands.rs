@@ -328,9 +328,17 @@ async fn serve(config: &Config, args: ServeArgs) -> anyhow::Result<ExitCode> {
     let served = api::serve(listener, state, stopped).await;
     // The requests in flight have been answered; the harvest duty saw the same signal.
     following.abort();
-    if let Some(task) = harvest_task {
-        if let Err(e) = task.await {
-            warn!(error = %e, "the harvest task ended abnormally");
+    if let Some(mut task) = harvest_task {
+        // It stops at once unless it is stuck reaching PostgreSQL (asking for the leadership
+        // or checking it): then it is cut off, which also drops the leadership's connection.
+        match tokio::time::timeout(std::time::Duration::from_secs(10), &mut task).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => warn!(error = %e, "the harvest task ended abnormally"),
+            Err(_) => {
+                warn!("the harvest task did not stop within 10 s; aborting it");
+                task.abort();
+                let _ = task.await;
+            }
         }
     }
     // A harvest dropped half-way committed whole databases or nothing of them; its run must
