@@ -133,7 +133,7 @@ fn check_segment(what: &str, value: &str) -> Result<()> {
 /// The `(code, message)` of an error body: the API's `{"error": {"code", "message"}}`, the v2
 /// profile's `{"error": {"code", "code_message", "messages": [...]}}`, an OAuth2-style
 /// `{"error", "error_description"}`, or a bare `{"message"}`.
-fn error_details(status: StatusCode, body: &[u8]) -> (Option<String>, String) {
+pub(crate) fn error_details(status: StatusCode, body: &[u8]) -> (Option<String>, String) {
     let reason = || status.canonical_reason().unwrap_or("error").to_string();
     let Ok(Value::Object(map)) = serde_json::from_slice::<Value>(body) else {
         return (None, reason());
@@ -399,10 +399,12 @@ impl Client {
         on_unknown: OnUnknown,
     ) -> Result<Sent> {
         // The generation of the token this request renewed itself after a 401, while no other
-        // answer came in between: a 401 to that token means the API refuses this client, and
-        // another renewal would not help. A 401 to a token someone else renewed (a revocation
-        // can hit it too) earns this request its own renewal.
+        // answer came in between. A 401 to that token once may be a revocation that landed
+        // between the renewal and its use: one more renewal. Twice means the API refuses this
+        // client, and more renewals would not help. A 401 to a token someone else renewed
+        // earns this request its own renewal.
         let mut own_renewal: Option<u64> = None;
+        let mut own_refused = 0u32;
         let mut unauthorized = 0u32;
         loop {
             let mut bearer = self.inner.auth.bearer().await?;
@@ -424,9 +426,10 @@ impl Client {
             let failure = match result {
                 Ok(reply) if reply.status == StatusCode::UNAUTHORIZED => {
                     unauthorized += 1;
-                    if own_renewal == Some(bearer.generation())
-                        || unauthorized > self.inner.config.retry.max_retries
-                    {
+                    if own_renewal == Some(bearer.generation()) {
+                        own_refused += 1;
+                    }
+                    if own_refused >= 2 || unauthorized > self.inner.config.retry.max_retries {
                         let (_, message) = error_details(reply.status, &reply.body);
                         return Err(Error::Auth {
                             message: format!("the API refused a freshly issued token: {message}"),

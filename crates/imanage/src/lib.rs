@@ -4,7 +4,7 @@
 //!
 //! - **OAuth2** at `/auth/oauth2/token`: client credentials, authorization code with PKCE
 //!   ([`Client::begin_authorization`]), refresh tokens. One token per client, renewed before it
-//!   expires and once on a 401; concurrent requests share one renewal. The token goes in
+//!   expires and on a 401 (a fresh token refused twice in a row is an error); concurrent requests share one renewal. The token goes in
 //!   `Authorization: Bearer` (v1) or `X-Auth-Token` (v2).
 //! - **Every call of the summary** under `/api/v1/customers/{customer_id}`: users (list, get,
 //!   find by login, create, update, delete), groups (list), group members (list, add, remove).
@@ -46,6 +46,7 @@
 mod auth;
 mod client;
 mod config;
+pub mod decode;
 mod error;
 mod lenient;
 mod models;
