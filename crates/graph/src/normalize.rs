@@ -171,8 +171,13 @@ impl Normalizer {
         } else if let Some((user, domain)) = s.rsplit_once('@') {
             (user, domain)
         } else {
-            return Some(s);
+            return Some(s.clone());
         };
+        // A login with more than one domain separator is no form iManage uses, and guessing
+        // which part is the domain would make a key that does not key to itself: kept whole.
+        if user.contains(['\\', '@']) || domain.contains(['\\', '@']) {
+            return Some(s.clone());
+        }
         if user.is_empty() {
             return None;
         }
@@ -250,6 +255,28 @@ mod tests {
         assert_eq!(n.login_key("ACME\\jdoe").as_deref(), Some("jdoe"));
         assert_eq!(n.login_key("jdoe@acme.com").as_deref(), Some("jdoe"));
         assert_eq!(n.login_key("\\jdoe").as_deref(), Some("jdoe"));
+    }
+
+    #[test]
+    fn logins_with_several_domain_parts_are_kept_whole_and_key_to_themselves() {
+        // Found by fuzzing (fuzz/fuzz_targets/normalize.rs): `ACME\\JDACME\\JDoe` keyed to
+        // `jdoe@acme\\jdacme`, whose own key was `jdacme@jdoe@acme`.
+        let n = acme();
+        for raw in [
+            "ACME\\JDACME\\JDoe",
+            "x\\a@client.com",
+            "ACME\\jdoe@acme.com",
+            "a@b@c",
+            "\\\\x",
+        ] {
+            let key = n.login_key(raw).expect("a key");
+            assert_eq!(n.login_key(&key).as_deref(), Some(key.as_str()), "{raw}");
+        }
+        assert_eq!(
+            n.login_key("ACME\\JDACME\\JDoe").as_deref(),
+            Some("acme\\jdacme\\jdoe")
+        );
+        assert_eq!(n.login_key("ACME\\jdoe").as_deref(), Some("jdoe"));
     }
 
     #[test]
