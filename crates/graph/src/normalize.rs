@@ -171,7 +171,7 @@ impl Normalizer {
         } else if let Some((user, domain)) = s.rsplit_once('@') {
             (user, domain)
         } else {
-            return Some(s.clone());
+            return Some(s);
         };
         // A login with more than one domain separator is no form iManage uses, and guessing
         // which part is the domain would make a key that does not key to itself: kept whole.
