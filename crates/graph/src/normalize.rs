@@ -173,6 +173,9 @@ impl Normalizer {
         } else {
             return Some(s);
         };
+        // Whitespace around the separator is no part of either side (the whole was trimmed,
+        // its parts must be too, or a key would not key to itself).
+        let (user, domain) = (user.trim(), domain.trim());
         // A login with more than one domain separator is no form iManage uses, and guessing
         // which part is the domain would make a key that does not key to itself: kept whole.
         if user.contains(['\\', '@']) || domain.contains(['\\', '@']) {
@@ -276,6 +279,8 @@ mod tests {
             n.login_key("ACME\\JDACME\\JDoe").as_deref(),
             Some("acme\\jdacme\\jdoe")
         );
+        assert_eq!(n.login_key("jdoe \u{b}@").as_deref(), Some("jdoe"));
+        assert_eq!(n.login_key("ACME\\ jdoe").as_deref(), Some("jdoe"));
         assert_eq!(n.login_key("ACME\\jdoe").as_deref(), Some("jdoe"));
     }
 
