@@ -6,6 +6,15 @@
 //! and leaves the judgement to the harvester. It does guarantee an end: a list stops at its
 //! total, at a short page when there is no total, and with [`Error::Pagination`] when it runs
 //! far past what its first total promised or past `max_list_records`.
+//!
+//! Offsets are known in advance once the first page has given the total, so the rest of a list
+//! is asked for at once: after a full first page with a total, every remaining page up to that
+//! total is requested concurrently (each waits for the client's shared concurrency cap like any
+//! other call) and yielded in offset order. A list that turns out longer than its first total
+//! (the last planned page still points further) goes on page by page from there; one that ends
+//! early (a planned page reaches its own total, or is empty) ends there. Every page is fetched
+//! and decoded in a task of its own, so decoding spreads over the runtime's threads; dropping
+//! the stream aborts the fetches still running.
 
 use crate::client::{Attempts, Client};
 use crate::config::ApiProfile;
@@ -13,6 +22,11 @@ use crate::error::{Error, Result};
 use crate::models::Listed;
 use futures::Stream;
 use reqwest::Method;
+use std::collections::VecDeque;
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use tracing::Instrument;
 
 /// One page of a list.
 #[derive(Debug, Clone, PartialEq)]
@@ -31,6 +45,7 @@ pub struct Page<T> {
 /// declared endless: real drift during a crawl is a few percent.
 const SLACK_PAGES: u64 = 8;
 
+#[derive(Clone)]
 struct Cursor {
     client: Client,
     customer: String,
@@ -134,7 +149,99 @@ impl Cursor {
     }
 }
 
-/// The pages of one database's `{segments}` list in order, in the client's profile. The
+/// What one page fetch gives back: the cursor it ran on (its page count and bound updated) and
+/// the page with the offset after it.
+type Fetched<T> = (Cursor, Result<(Page<T>, Option<u64>)>);
+
+/// One page fetched in a task of its own, aborted when dropped (the stream that wanted it is
+/// gone, or ended on an error).
+struct PageTask<T> {
+    handle: tokio::task::JoinHandle<Fetched<T>>,
+    /// Handed back if the task is cancelled under us (the runtime shutting down).
+    fallback: Option<Cursor>,
+}
+
+impl<T: Listed> PageTask<T> {
+    fn spawn(cursor: Cursor) -> Self {
+        let mut task = cursor.clone();
+        let handle = tokio::spawn(
+            async move {
+                let result = task.fetch::<T>().await;
+                (task, result)
+            }
+            .in_current_span(),
+        );
+        PageTask {
+            handle,
+            fallback: Some(cursor),
+        }
+    }
+}
+
+impl<T> Drop for PageTask<T> {
+    fn drop(&mut self) {
+        self.handle.abort();
+    }
+}
+
+impl<T> Future for PageTask<T> {
+    type Output = Fetched<T>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Fetched<T>> {
+        match Pin::new(&mut self.handle).poll(cx) {
+            Poll::Pending => Poll::Pending,
+            Poll::Ready(Ok(fetched)) => Poll::Ready(fetched),
+            Poll::Ready(Err(e)) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+            Poll::Ready(Err(_)) => {
+                let cursor = match self.fallback.take() {
+                    Some(c) => c,
+                    None => unreachable!("a page task is polled after it finished"),
+                };
+                Poll::Ready((
+                    cursor,
+                    Err(Error::Transport {
+                        message: "the page fetch was cancelled (the runtime is shutting down)"
+                            .into(),
+                        timeout: false,
+                    }),
+                ))
+            }
+        }
+    }
+}
+
+/// Where a list stream is.
+enum State<T> {
+    /// Nothing asked yet.
+    First(Cursor),
+    /// The pages planned from the first total, in flight, in offset order.
+    Ahead(Cursor, VecDeque<PageTask<T>>),
+    /// Page by page from `cursor.next_start`.
+    Next(Cursor),
+}
+
+/// The offsets to ask for at once after a first page at 0 of `len` records with `total`: every
+/// page start from `next` below the total, as far as the list's page bound allows. Empty when
+/// the first page was short (a server serving smaller pages than asked: its offsets are not
+/// the ones planned) or gave no total.
+fn planned_starts(
+    next: u64,
+    len: usize,
+    total: Option<u64>,
+    page_size: u32,
+    pages_left: u64,
+) -> Vec<u64> {
+    match total {
+        Some(total) if len == page_size as usize => (next..total)
+            .step_by(page_size as usize)
+            .take(usize::try_from(pages_left).unwrap_or(usize::MAX))
+            .collect(),
+        _ => Vec::new(),
+    }
+}
+
+/// The pages of one database's `{segments}` list in order, in the client's profile: the first
+/// page, then every page its total promises at once, then page by page if the list ran on. The
 /// stream ends after an error.
 pub(crate) fn pages<T: Listed>(
     client: Client,
@@ -154,22 +261,88 @@ pub(crate) fn pages<T: Listed>(
         max_pages: max_records.div_ceil(u64::from(page_size)).saturating_add(1),
         client,
     };
-    futures::stream::unfold(Some(cursor), |state| async move {
-        let mut cursor = state?;
-        match cursor.fetch::<T>().await {
-            Ok((page, Some(next))) => {
-                cursor.next_start = next;
-                Some((Ok(page), Some(cursor)))
+    futures::stream::unfold(Some(State::<T>::First(cursor)), |state| async move {
+        match state? {
+            State::First(cursor) => {
+                let (mut cursor, result) = PageTask::<T>::spawn(cursor).await;
+                let (page, next) = match result {
+                    Ok(fetched) => fetched,
+                    Err(e) => return Some((Err(e), None)),
+                };
+                let Some(next) = next else {
+                    return Some((Ok(page), None));
+                };
+                let starts = planned_starts(
+                    next,
+                    page.items.len(),
+                    page.total_results,
+                    cursor.page_size,
+                    cursor.max_pages.saturating_sub(cursor.pages),
+                );
+                if starts.is_empty() {
+                    cursor.next_start = next;
+                    return Some((Ok(page), Some(State::Next(cursor))));
+                }
+                let tasks: VecDeque<PageTask<T>> = starts
+                    .iter()
+                    .map(|&start| {
+                        let mut at = cursor.clone();
+                        at.next_start = start;
+                        PageTask::spawn(at)
+                    })
+                    .collect();
+                cursor.pages += starts.len() as u64;
+                Some((Ok(page), Some(State::Ahead(cursor, tasks))))
             }
-            Ok((page, None)) => Some((Ok(page), None)),
-            Err(e) => Some((Err(e), None)),
+            State::Ahead(mut cursor, mut tasks) => {
+                let task = tasks.pop_front()?;
+                let (_, result) = task.await;
+                match result {
+                    // The remaining fetches are aborted as `tasks` drops.
+                    Err(e) => Some((Err(e), None)),
+                    // The list ended here, earlier than its first total said.
+                    Ok((page, None)) => Some((Ok(page), None)),
+                    Ok((page, Some(next))) if tasks.is_empty() => {
+                        cursor.next_start = next;
+                        Some((Ok(page), Some(State::Next(cursor))))
+                    }
+                    Ok((page, Some(_))) => Some((Ok(page), Some(State::Ahead(cursor, tasks)))),
+                }
+            }
+            State::Next(cursor) => match PageTask::<T>::spawn(cursor).await {
+                (mut cursor, Ok((page, Some(next)))) => {
+                    cursor.next_start = next;
+                    Some((Ok(page), Some(State::Next(cursor))))
+                }
+                (_, Ok((page, None))) => Some((Ok(page), None)),
+                (_, Err(e)) => Some((Err(e), None)),
+            },
         }
     })
 }
 
 #[cfg(test)]
 mod tests {
-    use super::next_start;
+    use super::{next_start, planned_starts};
+
+    #[test]
+    fn the_rest_of_a_list_is_planned_from_a_full_first_page_and_its_total() {
+        // 2500 records in pages of 1000: the pages at 1000 and 2000.
+        assert_eq!(
+            planned_starts(1000, 1000, Some(2500), 1000, 99),
+            vec![1000, 2000]
+        );
+        // An exact multiple needs no page past the total.
+        assert_eq!(
+            planned_starts(1000, 1000, Some(3000), 1000, 99),
+            vec![1000, 2000]
+        );
+        // No more than the list's page bound allows.
+        assert_eq!(planned_starts(2, 2, Some(100), 2, 3), vec![2, 4, 6]);
+        // A short first page or no total: nothing planned, the list goes page by page.
+        assert!(planned_starts(500, 500, Some(2500), 1000, 99).is_empty());
+        assert!(planned_starts(1000, 1000, None, 1000, 99).is_empty());
+    }
 
     #[test]
     fn lists_end_at_the_total_without_an_extra_call() {
