@@ -78,6 +78,12 @@ struct Session {
     grant: Grant,
     token: Option<Arc<Token>>,
     generation: u64,
+    /// How many renewals have failed so far, and the last failure: a call that waited for the
+    /// session while another's renewal failed (after all its retries) gets that failure rather
+    /// than starting the same retries over. With the token endpoint down, every database of a
+    /// harvest would otherwise wait through the whole backoff once more, one after the other.
+    failures: u64,
+    last_failure: Option<Error>,
 }
 
 /// Errors of the HTTP exchange with the token endpoint, as the `oauth2` crate sees them.
@@ -100,6 +106,8 @@ pub(crate) struct Auth {
     retry: RetryPolicy,
     timeout: Duration,
     session: tokio::sync::Mutex<Session>,
+    /// [`Session::failures`], readable without the lock: what a call saw before it queued.
+    failures_seen: std::sync::atomic::AtomicU64,
     stats: Arc<Stats>,
 }
 
@@ -292,13 +300,19 @@ impl Auth {
                 grant: Grant::ClientCredentials,
                 token: None,
                 generation: 0,
+                failures: 0,
+                last_failure: None,
             }),
+            failures_seen: std::sync::atomic::AtomicU64::new(0),
             stats,
         })
     }
 
     /// The current token, fetched or renewed first when there is none or it is due.
     pub(crate) async fn bearer(&self) -> Result<Bearer> {
+        let failures = self
+            .failures_seen
+            .load(std::sync::atomic::Ordering::Acquire);
         let mut session = self.session.lock().await;
         let now = Instant::now();
         if let Some(token) = &session.token {
@@ -309,7 +323,11 @@ impl Auth {
             }
         }
         let previous = session.token.clone();
-        match self.renew(&mut session).await {
+        let renewed = match self.failed_while_waiting(&session, failures) {
+            Some(e) => Err(e),
+            None => self.renew(&mut session).await,
+        };
+        match renewed {
             Ok(bearer) => Ok(bearer),
             // A token inside its safety margin is still good: a failed early renewal is not
             // yet a reason to fail the call.
@@ -337,6 +355,9 @@ impl Auth {
     /// Called after a 401 answered to `seen`: renews the token unless that already happened.
     /// The flag says whether this call did the renewal.
     pub(crate) async fn renew_after_unauthorized(&self, seen: &Bearer) -> Result<(Bearer, bool)> {
+        let failures = self
+            .failures_seen
+            .load(std::sync::atomic::Ordering::Acquire);
         let mut session = self.session.lock().await;
         if let Some(token) = &session.token {
             if token.generation != seen.generation() {
@@ -346,7 +367,19 @@ impl Auth {
                 return Ok((current, false));
             }
         }
+        if let Some(e) = self.failed_while_waiting(&session, failures) {
+            return Err(e);
+        }
         Ok((self.renew(&mut session).await?, true))
+    }
+
+    /// The failure of a renewal that ended while this call queued for the session (it saw
+    /// `failures_before` failures before it queued), if one did.
+    fn failed_while_waiting(&self, session: &Session, failures_before: u64) -> Option<Error> {
+        if session.failures == failures_before {
+            return None;
+        }
+        session.last_failure.clone()
     }
 
     /// Gets a new token: by refresh token when one was issued, else by client credentials (for
@@ -375,6 +408,10 @@ impl Auth {
                     // A refused refresh ends the delegated session; keep no half-dead token.
                     session.token = None;
                 }
+                session.failures += 1;
+                session.last_failure = Some(e.clone());
+                self.failures_seen
+                    .store(session.failures, std::sync::atomic::Ordering::Release);
                 return Err(e);
             }
         };

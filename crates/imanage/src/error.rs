@@ -8,7 +8,7 @@
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 /// Everything a call of this client can fail with.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
     /// The token endpoint refused the client (bad credentials, revoked refresh token, an invalid

@@ -320,6 +320,42 @@ async fn a_stalled_answer_times_out_and_is_retried() {
 }
 
 #[tokio::test]
+async fn calls_queued_behind_a_failed_token_request_share_its_failure() {
+    // With the token endpoint down, every database of a harvest asks for a token at once; one
+    // goes through the retries, the others get its failure instead of retrying all over again.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("port")
+        .port();
+    let client = Client::new(ClientConfig {
+        retry: RetryPolicy {
+            max_retries: 3,
+            base_delay: Duration::from_millis(20),
+            max_delay: Duration::from_millis(40),
+            budget: Duration::from_secs(5),
+        },
+        ..config_for(&format!("http://127.0.0.1:{port}"), "app", "s")
+    })
+    .expect("config");
+    let calls = (0..4).map(|i| {
+        let client = client.clone();
+        async move { client.get_user(&format!("db{i}"), "u1").await }
+    });
+    for result in join_all(calls).await {
+        let err = result.expect_err("nobody listens");
+        assert!(matches!(err, Error::Transport { .. }), "{err:?}");
+    }
+    assert_eq!(
+        client.stats().token_requests,
+        4,
+        "one token request and its three retries, shared by the four calls"
+    );
+    // A later call tries again on its own.
+    client.get_user("db9", "u1").await.expect_err("still down");
+    assert_eq!(client.stats().token_requests, 8);
+}
+
+#[tokio::test]
 async fn a_refused_connection_is_a_retryable_transport_error() {
     // Bind and drop a listener: nothing listens on that port any more.
     let port = std::net::TcpListener::bind("127.0.0.1:0")
