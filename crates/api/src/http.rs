@@ -2,6 +2,7 @@
 //! GraphQL schema. No GraphQL types live here; see [`crate::schema`].
 
 use crate::auth::{bearer_token, Caller};
+use crate::cache::{self, CachedResponse, DocumentCache};
 use crate::schema::{self, Code, IdgraphSchema};
 use crate::{metrics, AppState};
 use async_graphql::http::GraphiQLSource;
@@ -16,11 +17,11 @@ use axum::routing::{get, post};
 use axum::{Extension, Router};
 use std::convert::Infallible;
 use std::future::Future;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tower::{BoxError, ServiceBuilder};
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::trace::TraceLayer;
-use tracing::Instrument;
 
 /// How often histogram samples are folded into their distributions when nobody scrapes.
 const METRICS_UPKEEP_EVERY: Duration = Duration::from_secs(5);
@@ -32,6 +33,8 @@ struct App {
     schema: IdgraphSchema,
     /// The GraphiQL page, rendered once.
     graphiql: Bytes,
+    /// Parsed GraphQL documents by query text.
+    documents: Arc<DocumentCache>,
 }
 
 /// The whole HTTP app: `POST /graphql` (key required), `GET /graphql` (GraphiQL, no key),
@@ -43,6 +46,7 @@ pub fn router(state: AppState) -> Router {
     let app = App {
         schema: schema::schema(state.clone()),
         graphiql: Bytes::from(graphiql_page()),
+        documents: Arc::new(DocumentCache::default()),
         state,
     };
     // The key check wraps only POST: the GraphiQL page loads without a key and its requests
@@ -154,7 +158,24 @@ async fn graphql_post(
             );
         }
     };
-    let request: async_graphql::Request = match serde_json::from_slice(&body) {
+    // One published graph answers the whole request, from the cache or by running GraphQL.
+    let snapshot = app.state.snapshot();
+    let responses = snapshot
+        .as_deref()
+        .map(|p| &p.responses)
+        .filter(|c| c.enabled());
+    if let Some(hit) = responses.and_then(|c| c.get(caller.role, &body)) {
+        let elapsed = started.elapsed();
+        metrics::record_cache(true);
+        metrics::record_request(&hit.operation, "ok", elapsed);
+        tracing::debug!(
+            operation = %hit.operation,
+            duration_ms = elapsed.as_secs_f64() * 1000.0,
+            "graphql request answered from the response cache"
+        );
+        return json_response(hit.json);
+    }
+    let mut request: async_graphql::Request = match serde_json::from_slice(&body) {
         Ok(request) => request,
         Err(e) => {
             return error_response(
@@ -166,33 +187,84 @@ async fn graphql_post(
             );
         }
     };
-    let operation = schema::operation_name(&request)
-        .unwrap_or("anonymous")
-        .to_string();
-    let span = tracing::info_span!("graphql", operation = %operation);
-    let response = schema::execute(&app.schema, caller, request)
-        .instrument(span)
-        .await;
-    let elapsed = started.elapsed();
-    let outcome = schema::outcome(&response);
-    metrics::record_request(&operation, outcome, elapsed);
-    tracing::info!(
-        operation = %operation,
-        outcome,
-        duration_ms = elapsed.as_secs_f64() * 1000.0,
-        "graphql request"
-    );
-    match serde_json::to_vec(&response) {
-        Ok(json) => ([(header::CONTENT_TYPE, "application/json")], json).into_response(),
-        Err(e) => {
-            tracing::error!(error = %e, "serializing a GraphQL response failed");
-            error_response(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                Code::Internal,
-                "internal error",
+    let operation: Arc<str> = Arc::from(schema::operation_name(&request).unwrap_or("anonymous"));
+    let mut cacheable = false;
+    let mut fast = None;
+    if let Some(doc) = app.documents.get(&request.query) {
+        let operation_name = request.operation_name.as_deref();
+        cacheable = responses.is_some() && cache::graph_only(&doc, operation_name);
+        fast = snapshot.as_deref().and_then(|published| {
+            schema::fast::execute(
+                &doc,
+                operation_name,
+                &request.variables,
+                published,
+                app.state.limits(),
             )
+        });
+        if fast.is_none() {
+            request.set_parsed_query((*doc).clone());
         }
     }
+    let (json, outcome) = match fast {
+        Some(json) => (Bytes::from(json), "ok"),
+        None => {
+            let response =
+                schema::execute_on(&app.schema, caller.clone(), request, snapshot.clone()).await;
+            let outcome = schema::outcome(&response);
+            match serde_json::to_vec(&response) {
+                Ok(json) => (Bytes::from(json), outcome),
+                Err(e) => {
+                    tracing::error!(error = %e, "serializing a GraphQL response failed");
+                    return error_response(
+                        StatusCode::INTERNAL_SERVER_ERROR,
+                        Code::Internal,
+                        "internal error",
+                    );
+                }
+            }
+        }
+    };
+    let elapsed = started.elapsed();
+    metrics::record_request(&operation, outcome, elapsed);
+    if outcome == "ok" {
+        tracing::debug!(
+            operation = %operation,
+            duration_ms = elapsed.as_secs_f64() * 1000.0,
+            "graphql request"
+        );
+    } else {
+        tracing::info!(
+            operation = %operation,
+            outcome,
+            duration_ms = elapsed.as_secs_f64() * 1000.0,
+            "graphql request"
+        );
+    }
+    // `ok` means the answer has no errors at all.
+    if let (true, "ok", Some(cache)) = (cacheable, outcome, responses) {
+        metrics::record_cache(false);
+        cache.insert(
+            caller.role,
+            &body,
+            CachedResponse {
+                json: json.clone(),
+                operation,
+            },
+        );
+    }
+    json_response(json)
+}
+
+fn json_response(json: Bytes) -> Response {
+    (
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        )],
+        json,
+    )
+        .into_response()
 }
 
 /// Maps a failure of the time-out layer (or anything under it) to a GraphQL-shaped answer.

@@ -11,6 +11,7 @@
 //! iManage Work's own security only (no Security Policy Manager).
 
 mod auth;
+mod cache;
 mod guard;
 #[doc(hidden)]
 mod http;

@@ -30,6 +30,11 @@ pub struct Limits {
     pub max_body_bytes: usize,
     /// Longest a request may take, reading its body included.
     pub request_timeout: Duration,
+    /// Bytes the response cache of the serving graph may hold (request bodies and JSON
+    /// answers); 0 turns the cache off. Only error-free answers to queries that read nothing
+    /// but the graph are cached, per role and exact request body, and the cache starts empty
+    /// with every newly published graph.
+    pub response_cache_bytes: usize,
 }
 
 impl Default for Limits {
@@ -39,10 +44,11 @@ impl Default for Limits {
             max_complexity: 25_000,
             max_page: 500,
             max_nodes: 200_000,
+            max_fields: 1_000,
+            max_aliases: 100,
             max_body_bytes: 256 * 1024,
             request_timeout: Duration::from_secs(10),
+            response_cache_bytes: 256 * 1024 * 1024,
         }
     }
 }
-            max_fields: 1_000,
-            max_aliases: 100,

@@ -8,8 +8,8 @@
 //! reaches ours, which is nothing; that is logged once.
 
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
-use std::collections::HashSet;
-use std::sync::{OnceLock, RwLock};
+use std::collections::HashMap;
+use std::sync::{Arc, OnceLock, RwLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 const REQUESTS: &str = "idgraph_graphql_requests_total";
@@ -21,6 +21,7 @@ const LAST_COMPLETE: &str = "idgraph_database_last_complete_harvest_timestamp_se
 const LAST_OK: &str = "idgraph_database_last_harvest_complete";
 const HARVESTS: &str = "idgraph_database_harvests_total";
 const HARVEST_ERRORS: &str = "idgraph_database_harvest_errors_total";
+const RESPONSE_CACHE: &str = "idgraph_graphql_response_cache_total";
 const HARVEST_LEADER: &str = "idgraph_harvest_leader";
 
 /// Latency buckets in seconds: fine-grained below 10 ms, where lookups are expected to land.
@@ -33,7 +34,7 @@ const LATENCY_BUCKETS: &[f64] = &[
 const MAX_OPERATION_LABELS: usize = 200;
 
 static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
-static OPERATIONS: OnceLock<RwLock<HashSet<Box<str>>>> = OnceLock::new();
+static OPERATIONS: OnceLock<RwLock<HashMap<Box<str>, Arc<OperationHandles>>>> = OnceLock::new();
 
 /// The process's Prometheus handle, installing the recorder on first use.
 pub(crate) fn handle() -> &'static PrometheusHandle {
@@ -91,6 +92,10 @@ fn describe() {
     );
     metrics::describe_counter!(HARVESTS, "Harvest attempts by database and outcome.");
     metrics::describe_counter!(HARVEST_ERRORS, "Failed or incomplete harvests by database.");
+    metrics::describe_counter!(
+        RESPONSE_CACHE,
+        "Response cache: answers served from it (hit) and answers stored in it (store)."
+    );
     metrics::describe_gauge!(
         HARVEST_LEADER,
         "1 while this process holds the harvest leadership (it is the replica that harvests), else 0."
@@ -166,39 +171,110 @@ pub(crate) fn record_publication(
 }
 
 /// Records one GraphQL request.
+///
+/// The metric handles of an operation are registered once and kept, so that recording a
+/// request costs two atomic updates rather than building and looking up label sets.
 pub(crate) fn record_request(operation: &str, outcome: &'static str, elapsed: Duration) {
-    let operation = operation_label(operation);
-    metrics::counter!(REQUESTS, "operation" => operation.clone(), "outcome" => outcome)
-        .increment(1);
-    metrics::histogram!(REQUEST_SECONDS, "operation" => operation).record(elapsed.as_secs_f64());
+    let handles = operation_handles(operation);
+    handles.counter(outcome).increment(1);
+    handles.latency.record(elapsed.as_secs_f64());
 }
 
-/// The label value for an operation name: the name itself while fewer than
+/// Counts a response-cache lookup that hit, or an answer stored after a miss.
+pub(crate) fn record_cache(hit: bool) {
+    static COUNTERS: OnceLock<[metrics::Counter; 2]> = OnceLock::new();
+    let counters = COUNTERS.get_or_init(|| {
+        handle();
+        [
+            metrics::counter!(RESPONSE_CACHE, "result" => "store"),
+            metrics::counter!(RESPONSE_CACHE, "result" => "hit"),
+        ]
+    });
+    counters[usize::from(hit)].increment(1);
+}
+
+/// The registered metrics of one operation label.
+struct OperationHandles {
+    label: Box<str>,
+    latency: metrics::Histogram,
+    /// Request counters by outcome, registered as outcomes occur (a handful at most).
+    outcomes: RwLock<Vec<(&'static str, metrics::Counter)>>,
+}
+
+impl OperationHandles {
+    fn new(label: &str) -> Self {
+        handle();
+        OperationHandles {
+            label: label.into(),
+            latency: metrics::histogram!(REQUEST_SECONDS, "operation" => label.to_string()),
+            outcomes: RwLock::new(Vec::new()),
+        }
+    }
+
+    fn counter(&self, outcome: &'static str) -> metrics::Counter {
+        // A poisoned lock only means another thread panicked mid-insert; the list is usable.
+        if let Some((_, c)) = self
+            .outcomes
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .find(|(o, _)| *o == outcome)
+        {
+            return c.clone();
+        }
+        let mut outcomes = self.outcomes.write().unwrap_or_else(|e| e.into_inner());
+        if let Some((_, c)) = outcomes.iter().find(|(o, _)| *o == outcome) {
+            return c.clone();
+        }
+        let c = metrics::counter!(
+            REQUESTS,
+            "operation" => self.label.to_string(),
+            "outcome" => outcome
+        );
+        outcomes.push((outcome, c.clone()));
+        c
+    }
+}
+
+/// The handles for an operation name, under its label: the name itself while fewer than
 /// [`MAX_OPERATION_LABELS`] distinct names have been seen and it looks like a GraphQL name,
 /// `other` after that.
-fn operation_label(name: &str) -> String {
+fn operation_handles(name: &str) -> Arc<OperationHandles> {
+    let label = operation_label_of(name);
+    let seen = OPERATIONS.get_or_init(|| RwLock::new(HashMap::new()));
+    if let Some(h) = seen.read().unwrap_or_else(|e| e.into_inner()).get(label) {
+        return h.clone();
+    }
+    let mut map = seen.write().unwrap_or_else(|e| e.into_inner());
+    if let Some(h) = map.get(label) {
+        return h.clone();
+    }
+    // `other` is always allowed in, on top of the named operations.
+    let label = if label == "other" || map.len() < MAX_OPERATION_LABELS {
+        label
+    } else {
+        "other"
+    };
+    map.entry(label.into())
+        .or_insert_with(|| Arc::new(OperationHandles::new(label)))
+        .clone()
+}
+
+/// `name` when it looks like a GraphQL name of reasonable length, else `other`.
+fn operation_label_of(name: &str) -> &str {
     let valid = !name.is_empty()
         && name.len() <= 64
         && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_');
-    if !valid {
-        return "other".to_string();
-    }
-    let seen = OPERATIONS.get_or_init(|| RwLock::new(HashSet::new()));
-    // A poisoned lock only means another thread panicked mid-insert; the set is still usable.
-    if seen
-        .read()
-        .unwrap_or_else(|e| e.into_inner())
-        .contains(name)
-    {
-        return name.to_string();
-    }
-    let mut set = seen.write().unwrap_or_else(|e| e.into_inner());
-    if set.len() < MAX_OPERATION_LABELS || set.contains(name) {
-        set.insert(name.into());
-        name.to_string()
+    if valid {
+        name
     } else {
-        "other".to_string()
+        "other"
     }
+}
+
+#[cfg(test)]
+fn operation_label(name: &str) -> String {
+    operation_handles(name).label.to_string()
 }
 
 fn unix_seconds(t: SystemTime) -> f64 {

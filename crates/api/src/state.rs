@@ -1,6 +1,7 @@
 //! The app's shared state: the published graph, the store, keys and limits.
 
 use crate::auth::{Caller, Keyring};
+use crate::cache::ResponseCache;
 use crate::{metrics, ApiKey, Limits};
 use arc_swap::ArcSwapOption;
 use std::sync::Arc;
@@ -15,6 +16,8 @@ pub(crate) struct Published {
     pub(crate) graph: Arc<graph::Graph>,
     /// Ordered by database id.
     pub(crate) statuses: Vec<store::DatabaseStatus>,
+    /// Answers computed from this graph; a new graph starts with an empty cache.
+    pub(crate) responses: ResponseCache,
 }
 
 impl Published {
@@ -109,6 +112,7 @@ impl AppState {
         self.inner.published.store(Some(Arc::new(Published {
             graph: Arc::new(graph),
             statuses,
+            responses: ResponseCache::new(self.inner.limits.response_cache_bytes),
         })));
     }
 

@@ -267,7 +267,7 @@ async fn serve(config: &Config, args: ServeArgs) -> anyhow::Result<ExitCode> {
     let state = api::AppState::new(
         store.clone(),
         keys,
-        api::Limits::default(),
+        config.api_limits(),
         config.resolve_config(),
     );
     // Serve the last complete state at once, if there is one; a first harvest follows in the

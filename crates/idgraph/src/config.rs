@@ -44,6 +44,9 @@ pub struct Config {
     /// How often `serve` harvests, e.g. `15m`, `90s`, `1h`.
     #[serde(default)]
     pub harvest_every: Option<String>,
+    /// Megabytes the API's response cache may hold; 0 turns it off. Default: the API's.
+    #[serde(default, deserialize_with = "optional_number")]
+    pub response_cache_mb: Option<usize>,
 }
 
 /// Where and how to reach iManage Work.
@@ -132,6 +135,7 @@ const ENV_KEYS: &[(&str, &str)] = &[
     ("IDGRAPH_API_KEYS", "api_keys"),
     ("IDGRAPH_API_KEYS_FILE", "api_keys_file"),
     ("IDGRAPH_HARVEST_EVERY", "harvest_every"),
+    ("IDGRAPH_RESPONSE_CACHE_MB", "response_cache_mb"),
     (
         "IDGRAPH_EMAIL_DOMAIN_ALIASES",
         "resolve.email_domain_aliases",
@@ -212,6 +216,15 @@ impl Config {
             }
             None => Ok(None),
         }
+    }
+
+    /// The API's limits, with the response cache sized by `IDGRAPH_RESPONSE_CACHE_MB`.
+    pub fn api_limits(&self) -> api::Limits {
+        let mut limits = api::Limits::default();
+        if let Some(mb) = self.response_cache_mb {
+            limits.response_cache_bytes = mb.saturating_mul(1024 * 1024);
+        }
+        limits
     }
 
     /// The serve loop's harvest interval.

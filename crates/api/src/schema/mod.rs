@@ -7,6 +7,7 @@
 
 mod cursor;
 mod error;
+pub(crate) mod fast;
 mod mutation;
 mod operations;
 mod query;
@@ -91,6 +92,26 @@ pub async fn execute(
     caller: Caller,
     request: async_graphql::Request,
 ) -> async_graphql::Response {
+    run(schema, caller, request, None).await
+}
+
+/// [`execute`] against a graph the caller already loaded (the HTTP app loads it once, to look
+/// the answer up in that graph's response cache first).
+pub(crate) async fn execute_on(
+    schema: &IdgraphSchema,
+    caller: Caller,
+    request: async_graphql::Request,
+    snapshot: Option<Arc<Published>>,
+) -> async_graphql::Response {
+    run(schema, caller, request, Some(snapshot)).await
+}
+
+async fn run(
+    schema: &IdgraphSchema,
+    caller: Caller,
+    request: async_graphql::Request,
+    snapshot: Option<Option<Arc<Published>>>,
+) -> async_graphql::Response {
     let Some(state) = schema.data::<AppState>() else {
         let mut response =
             async_graphql::Response::from_errors(vec![async_graphql::ServerError::new(
@@ -106,7 +127,7 @@ pub async fn execute(
     };
     let limits = state.limits();
     let data = RequestData {
-        snapshot: state.snapshot(),
+        snapshot: snapshot.unwrap_or_else(|| state.snapshot()),
         caller,
         state: state.clone(),
         max_page: limits.max_page,
