@@ -1,11 +1,1016 @@
-//! The query section (being written).
+//! Query under load, and the plain-SQL baseline beside it (issue #8, points 4 and 5).
+//!
+//! A firm of `people` persons, each with an account in every one of `databases` databases, is
+//! harvested from the in-process simulator into a fresh PostgreSQL database and served by the
+//! real `idgraph serve` binary (`--no-harvest`, a reader key). The load generator
+//! ([`loadgen`]) sends the `person(login:)` query of the demo at fixed rates (open loop, latency
+//! from each request's due time), then as fast as it can (closed loop), and a listing query at a
+//! fixed rate. The server runs twice: with its response cache off, then with the cache at its
+//! default size and warmed, so the figures of both are printed side by side. Then the same
+//! question is answered by plain SQL over the same store ([`sql`]), served over HTTP by a small
+//! axum app, under the same load generator, and the medians are compared.
 
-use crate::report::Figure;
+mod loadgen;
+mod sql;
 
-/// Options of the query section.
-#[derive(Debug, Default, clap::Args)]
-pub struct Args {}
+use crate::report::{Figure, Table};
+use anyhow::{bail, Context};
+use bytes::Bytes;
+use harvest::{HarvestOptions, Harvester};
+use hyper::header::HeaderValue;
+use imanage_sim::firm::{self, Firm, FirmSpec, SimDatabase, SimGroup, Truth};
+use imanage_sim::{ClientSpec, Sim, SimConfig};
+use loadgen::{Outcome, Target};
+use secrecy::SecretString;
+use sqlx::Connection;
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
-pub async fn run(_args: &Args) -> anyhow::Result<Vec<Figure>> {
-    anyhow::bail!("the query benchmark is not written yet")
+/// The query the demo prints: a person by login, with accounts, groups and reach.
+const PERSON_QUERY: &str = "query PersonByLogin($login: String!) { person(login: $login) { \
+    id displayName accounts { database userId loginName active groups { name } } \
+    reach { database access group { name } } } }";
+
+/// The listing: active members of one group, a page of 100.
+const LISTING_QUERY: &str = "query GroupMembers($db: String!, $group: String!) { \
+    persons(filter: {database: $db, groupId: $group, active: true}, first: 100) { \
+    totalCount edges { node { id displayName } } } }";
+
+/// Every login of the graph, a page at a time.
+const LOGINS_QUERY: &str =
+    "query AllLogins($after: String) { persons(first: 500, after: $after) { \
+    pageInfo { hasNextPage endCursor } edges { node { logins } } } }";
+
+/// Options of the query section. The defaults are the issue's sizes and rates.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// People in the firm; each has an account in every database.
+    #[arg(long, default_value_t = 50_000)]
+    pub people: usize,
+    /// Databases in the firm.
+    #[arg(long, default_value_t = 10)]
+    pub databases: usize,
+    /// Fixed rates of the `person(login:)` query, requests a second.
+    #[arg(long, value_delimiter = ',', default_values_t = [1000.0, 2000.0, 4000.0, 8000.0])]
+    pub rates: Vec<f64>,
+    /// Seconds at each fixed rate.
+    #[arg(long, default_value_t = 10.0)]
+    pub seconds: f64,
+    /// Seconds of warm-up load (at the first rate) before the measured runs of each server.
+    #[arg(long, default_value_t = 3.0)]
+    pub warmup_seconds: f64,
+    /// Seconds of the closed-loop run for the maximum throughput.
+    #[arg(long, default_value_t = 10.0)]
+    pub max_seconds: f64,
+    /// Keep-alive connections of the open-loop runs.
+    #[arg(long, default_value_t = 64)]
+    pub connections: usize,
+    /// Keep-alive connections of the closed-loop (maximum throughput) run.
+    #[arg(long, default_value_t = 64)]
+    pub max_connections: usize,
+    /// Rate of the listing query, requests a second.
+    #[arg(long, default_value_t = 1000.0)]
+    pub listing_rate: f64,
+    /// Rates at which the plain-SQL baseline runs (a rate is skipped once a lower one could not
+    /// keep up).
+    #[arg(long, value_delimiter = ',', default_values_t = [1000.0, 4000.0])]
+    pub sql_rates: Vec<f64>,
+    /// A PostgreSQL server to create (and drop) the benchmark's database on; default
+    /// `IDGRAPH_TEST_PG_URL`, else postgres://postgres@127.0.0.1:5432/postgres.
+    #[arg(long)]
+    pub database_url: Option<String>,
+    /// Firm seed.
+    #[arg(long, default_value_t = 8)]
+    pub seed: u64,
+}
+
+impl Default for Args {
+    fn default() -> Self {
+        Args {
+            people: 50_000,
+            databases: 10,
+            rates: vec![1000.0, 2000.0, 4000.0, 8000.0],
+            seconds: 10.0,
+            warmup_seconds: 3.0,
+            max_seconds: 10.0,
+            connections: 64,
+            max_connections: 64,
+            listing_rate: 1000.0,
+            sql_rates: vec![1000.0, 4000.0],
+            database_url: None,
+            seed: 8,
+        }
+    }
+}
+
+/// Runs the section: builds, measures, prints, and returns the figures with goals.
+pub async fn run(args: &Args) -> anyhow::Result<Vec<Figure>> {
+    let started = Instant::now();
+    let binary = idgraph_binary().await?;
+    let admin_url = args
+        .database_url
+        .clone()
+        .or_else(|| std::env::var("IDGRAPH_TEST_PG_URL").ok())
+        .unwrap_or_else(|| "postgres://postgres@127.0.0.1:5432/postgres".to_string());
+    let db = BenchDatabase::create(&admin_url).await?;
+    let result = run_on(args, &binary, &db.url).await;
+    db.drop_it().await;
+    let figures = result?;
+    println!(
+        "\nquery section: {:.0} s in all",
+        started.elapsed().as_secs_f64()
+    );
+    Ok(figures)
+}
+
+async fn run_on(args: &Args, binary: &Path, database_url: &str) -> anyhow::Result<Vec<Figure>> {
+    let mut setup = Table::new(["step", "what", "time"]);
+    let t = Instant::now();
+    let firm = build_firm(args.people, args.databases, args.seed);
+    let accounts: usize = firm.databases.iter().map(|d| d.users.len()).sum();
+    let memberships: usize = firm
+        .databases
+        .iter()
+        .flat_map(|d| d.groups.values())
+        .map(|g| g.members.len())
+        .sum();
+    let groups: Vec<(String, String)> = firm
+        .databases
+        .iter()
+        .flat_map(|d| {
+            d.groups
+                .values()
+                .filter(|g| !g.members.is_empty())
+                .map(|g| (d.customer_id.clone(), g.id.clone()))
+        })
+        .collect();
+    let aliases = Aliases::of(&firm.truth);
+    setup.row([
+        "firm".to_string(),
+        format!(
+            "{} people x {} databases: {accounts} accounts, {} groups, {memberships} memberships",
+            args.people,
+            args.databases,
+            groups.len()
+        ),
+        secs(t.elapsed()),
+    ]);
+
+    let t = Instant::now();
+    harvest(firm, args.seed, database_url).await?;
+    setup.row([
+        "harvest".to_string(),
+        "in-process simulator (no latency, 64 in flight) into a fresh PostgreSQL database"
+            .to_string(),
+        secs(t.elapsed()),
+    ]);
+
+    let dir = tempfile::tempdir()?;
+    let key = random_key();
+    let mut runs = Vec::new();
+    for cache in [Cache::Off, Cache::Default] {
+        let t = Instant::now();
+        let server = Server::start(binary, database_url, &key, &aliases, cache, dir.path()).await?;
+        setup.row([
+            format!("serve ({})", cache.label()),
+            "idgraph serve --no-harvest: load the store, resolve, ready".to_string(),
+            secs(t.elapsed()),
+        ]);
+        let result = measure_graph(args, &server, &key, &groups, cache).await;
+        let rss = server.rss_mib();
+        server.stop().await;
+        let mut run = result?;
+        run.rss_mib = rss;
+        runs.push(run);
+    }
+
+    let t = Instant::now();
+    let sql = measure_sql(args, database_url, &runs[0].logins).await?;
+    setup.row([
+        "sql baseline".to_string(),
+        "indexes, then the same load on the plain-SQL service".to_string(),
+        secs(t.elapsed()),
+    ]);
+    setup.print("Query under load: set-up");
+    Ok(report(args, &runs, &sql))
+}
+
+/// Whether the served API caches responses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Cache {
+    /// `IDGRAPH_RESPONSE_CACHE_MB=0`: every request runs GraphQL.
+    Off,
+    /// The default size, warmed with every request the runs will send.
+    Default,
+}
+
+impl Cache {
+    fn label(self) -> &'static str {
+        match self {
+            Cache::Off => "cache off",
+            Cache::Default => "cache on, warm",
+        }
+    }
+}
+
+/// Everything measured against one server.
+struct GraphRun {
+    cache: Cache,
+    logins: Vec<String>,
+    rates: Vec<Outcome>,
+    max: Outcome,
+    listing: Outcome,
+    rss_mib: Option<f64>,
+}
+
+async fn measure_graph(
+    args: &Args,
+    server: &Server,
+    key: &str,
+    groups: &[(String, String)],
+    cache: Cache,
+) -> anyhow::Result<GraphRun> {
+    let auth = HeaderValue::from_str(&format!("Bearer {key}"))?;
+    let logins = collect_logins(server.addr, &auth).await?;
+    if logins.is_empty() {
+        bail!("the served graph has no person with one plain login");
+    }
+    let person = Target {
+        addr: server.addr,
+        path: "/graphql".into(),
+        authorization: Some(auth.clone()),
+        bodies: Arc::new(
+            logins
+                .iter()
+                .map(|l| graphql_body(PERSON_QUERY, serde_json::json!({ "login": l })))
+                .collect(),
+        ),
+        valid: valid_person,
+    };
+    let listing = Target {
+        addr: server.addr,
+        path: "/graphql".into(),
+        authorization: Some(auth),
+        bodies: Arc::new(
+            groups
+                .iter()
+                .map(|(db, g)| {
+                    graphql_body(LISTING_QUERY, serde_json::json!({ "db": db, "group": g }))
+                })
+                .collect(),
+        ),
+        valid: valid_graphql,
+    };
+    if cache == Cache::Default {
+        // Warm: every request the runs can send, once, so that the figures are of a warm cache.
+        let t = Instant::now();
+        let a = loadgen::each_once(&person, args.max_connections).await;
+        let b = loadgen::each_once(&listing, args.max_connections).await;
+        eprintln!(
+            "query: cache warmed with {} requests ({} errors) in {:.1} s",
+            person.bodies.len() + listing.bodies.len(),
+            a + b,
+            t.elapsed().as_secs_f64()
+        );
+    }
+    let first_rate = args.rates.first().copied().unwrap_or(1000.0);
+    loadgen::open_loop(
+        &person,
+        first_rate,
+        Duration::from_secs_f64(args.warmup_seconds),
+        args.connections,
+        1,
+    )
+    .await;
+    let mut rates = Vec::new();
+    for (i, &rate) in args.rates.iter().enumerate() {
+        let o = loadgen::open_loop(
+            &person,
+            rate,
+            Duration::from_secs_f64(args.seconds),
+            args.connections,
+            100 + i as u64,
+        )
+        .await;
+        eprintln!(
+            "query: {} person at {rate}/s: p50 {} p99 {} p99.9 {} errors {}",
+            cache.label(),
+            ms(o.quantile(0.5)),
+            ms(o.quantile(0.99)),
+            ms(o.quantile(0.999)),
+            o.errors
+        );
+        rates.push(o);
+    }
+    let max = loadgen::closed_loop(
+        &person,
+        Duration::from_secs_f64(args.max_seconds),
+        args.max_connections,
+        200,
+    )
+    .await;
+    eprintln!(
+        "query: {} person, closed loop: {:.0}/s",
+        cache.label(),
+        max.throughput
+    );
+    let listing = loadgen::open_loop(
+        &listing,
+        args.listing_rate,
+        Duration::from_secs_f64(args.seconds),
+        args.connections,
+        300,
+    )
+    .await;
+    Ok(GraphRun {
+        cache,
+        logins,
+        rates,
+        max,
+        listing,
+        rss_mib: None,
+    })
+}
+
+/// The plain-SQL baseline's runs, by rate.
+struct SqlRuns {
+    runs: Vec<Outcome>,
+    /// Rates skipped because a lower rate could not keep up.
+    skipped: Vec<f64>,
+}
+
+async fn measure_sql(
+    args: &Args,
+    database_url: &str,
+    logins: &[String],
+) -> anyhow::Result<SqlRuns> {
+    let pool = sqlx::postgres::PgPoolOptions::new()
+        .max_connections(2)
+        .connect(database_url)
+        .await?;
+    for statement in sql::INDEXES {
+        sqlx::query(statement)
+            .execute(&pool)
+            .await
+            .with_context(|| format!("baseline index: {statement}"))?;
+    }
+    pool.close().await;
+    let server = SqlServer::start(database_url.to_string()).await?;
+    let target = Target {
+        addr: server.addr,
+        path: "/person".into(),
+        authorization: None,
+        bodies: Arc::new(
+            logins
+                .iter()
+                .map(|l| Bytes::from(serde_json::json!({ "login": l }).to_string()))
+                .collect(),
+        ),
+        valid: valid_person,
+    };
+    let first_rate = args.sql_rates.first().copied().unwrap_or(1000.0);
+    loadgen::open_loop(
+        &target,
+        first_rate / 2.0,
+        Duration::from_secs_f64(args.warmup_seconds),
+        args.connections,
+        1,
+    )
+    .await;
+    let mut runs = Vec::new();
+    let mut skipped = Vec::new();
+    for (i, &rate) in args.sql_rates.iter().enumerate() {
+        let kept_up = runs.last().is_none_or(|o: &Outcome| {
+            o.throughput >= 0.95 * o.target_rate.unwrap_or(0.0)
+                && o.quantile(0.99) < Duration::from_millis(250)
+        });
+        if !kept_up {
+            skipped.push(rate);
+            continue;
+        }
+        let o = loadgen::open_loop(
+            &target,
+            rate,
+            Duration::from_secs_f64(args.seconds),
+            args.connections,
+            100 + i as u64,
+        )
+        .await;
+        eprintln!(
+            "query: plain SQL at {rate}/s: p50 {} p99 {} errors {}",
+            ms(o.quantile(0.5)),
+            ms(o.quantile(0.99)),
+            o.errors
+        );
+        runs.push(o);
+    }
+    server.stop();
+    Ok(SqlRuns { runs, skipped })
+}
+
+fn report(args: &Args, runs: &[GraphRun], sql: &SqlRuns) -> Vec<Figure> {
+    let mut figures = Vec::new();
+    let mut t = Table::new([
+        "server",
+        "load",
+        "achieved/s",
+        "p50",
+        "p99",
+        "p99.9",
+        "max",
+        "errors",
+    ]);
+    for run in runs {
+        for o in &run.rates {
+            t.row(latency_row(run.cache.label(), &rate_label(o), o));
+        }
+        t.row(latency_row(
+            run.cache.label(),
+            &format!("closed loop, {} conns", args.max_connections),
+            &run.max,
+        ));
+    }
+    t.print(&format!(
+        "Query under load: person(login:) with accounts, groups and reach ({} people, {} accounts), \
+         open loop on {} keep-alive connections, latency from each request's due time",
+        args.people,
+        args.people * args.databases,
+        args.connections
+    ));
+    let mut l = Table::new([
+        "server",
+        "load",
+        "achieved/s",
+        "p50",
+        "p99",
+        "p99.9",
+        "max",
+        "errors",
+    ]);
+    for run in runs {
+        l.row(latency_row(
+            run.cache.label(),
+            &rate_label(&run.listing),
+            &run.listing,
+        ));
+    }
+    l.print("Query under load: persons(filter: {database, groupId, active: true}, first: 100)");
+    for run in runs {
+        if let Some(rss) = run.rss_mib {
+            println!(
+                "server resident memory ({}): {rss:.0} MiB",
+                run.cache.label()
+            );
+        }
+    }
+
+    for run in runs {
+        let label = run.cache.label();
+        if let Some(o) = run
+            .rates
+            .iter()
+            .find(|o| o.target_rate == Some(4000.0))
+            .or(run.rates.last())
+        {
+            let p99 = o.quantile(0.99);
+            figures.push(Figure::new(
+                "query",
+                format!("person p99 at {} ({label})", rate_label(o)),
+                format!("{} ({} errors)", ms(p99), o.errors),
+                "< 2 ms, no errors",
+                p99 < Duration::from_millis(2) && o.errors == 0,
+            ));
+        }
+        figures.push(Figure::new(
+            "query",
+            format!("person max throughput ({label})"),
+            format!("{:.0}/s", run.max.throughput),
+            ">= 15,000/s",
+            run.max.throughput >= 15_000.0 && run.max.errors == 0,
+        ));
+        let p99 = run.listing.quantile(0.99);
+        figures.push(Figure::new(
+            "query",
+            format!("listing p99 at {} ({label})", rate_label(&run.listing)),
+            format!("{} ({} errors)", ms(p99), run.listing.errors),
+            "< 10 ms",
+            p99 < Duration::from_millis(10) && run.listing.errors == 0,
+        ));
+    }
+
+    let mut b = Table::new([
+        "rate",
+        "SQL p50",
+        "SQL p99",
+        "SQL errors",
+        "graph p50 (cache off)",
+        "SQL / graph (cache off)",
+        "graph p50 (cache on)",
+        "SQL / graph (cache on)",
+    ]);
+    for o in &sql.runs {
+        let rate = o.target_rate.unwrap_or(0.0);
+        let graph = |run: &GraphRun| {
+            run.rates
+                .iter()
+                .find(|g| g.target_rate == Some(rate))
+                .map(|g| g.quantile(0.5))
+        };
+        let off = runs.first().and_then(graph);
+        let on = runs.get(1).and_then(graph);
+        let ratio = |g: Option<Duration>| {
+            g.map_or("-".to_string(), |g| {
+                format!("{:.0}x", o.quantile(0.5).as_secs_f64() / g.as_secs_f64())
+            })
+        };
+        b.row([
+            rate_label(o),
+            ms(o.quantile(0.5)),
+            ms(o.quantile(0.99)),
+            o.errors.to_string(),
+            off.map_or("-".into(), ms),
+            ratio(off),
+            on.map_or("-".into(), ms),
+            ratio(on),
+        ]);
+        if let Some(g) = off {
+            let r = o.quantile(0.5).as_secs_f64() / g.as_secs_f64();
+            figures.push(Figure::new(
+                "query",
+                format!("SQL / graph median at {} (cache off)", rate_label(o)),
+                format!("{r:.1}x"),
+                ">= 10x",
+                r >= 10.0,
+            ));
+        }
+    }
+    for rate in &sql.skipped {
+        b.row([
+            format!("{rate:.0}/s"),
+            "skipped: the SQL service did not keep up at a lower rate".to_string(),
+        ]);
+    }
+    b.print(
+        "Plain-SQL baseline: the same person(login:) answer from one SQL statement over the \
+         store's tables (PostgreSQL builds the JSON), over HTTP, same load generator",
+    );
+    figures
+}
+
+fn latency_row(server: &str, load: &str, o: &Outcome) -> Vec<String> {
+    vec![
+        server.to_string(),
+        load.to_string(),
+        format!("{:.0}", o.throughput),
+        ms(o.quantile(0.5)),
+        ms(o.quantile(0.99)),
+        ms(o.quantile(0.999)),
+        ms(o.max()),
+        o.errors.to_string(),
+    ]
+}
+
+fn rate_label(o: &Outcome) -> String {
+    match o.target_rate {
+        Some(r) => format!("{r:.0}/s"),
+        None => "closed loop".to_string(),
+    }
+}
+
+fn ms(d: Duration) -> String {
+    let ms = d.as_secs_f64() * 1000.0;
+    if ms < 10.0 {
+        format!("{ms:.2} ms")
+    } else {
+        format!("{ms:.1} ms")
+    }
+}
+
+fn secs(d: Duration) -> String {
+    format!("{:.1} s", d.as_secs_f64())
+}
+
+/// A GraphQL answer without errors.
+fn valid_graphql(body: &[u8]) -> bool {
+    body.starts_with(b"{") && memchr::memmem::find(body, b"\"errors\"").is_none()
+}
+
+/// A GraphQL answer (or the baseline's) with a person and no errors.
+fn valid_person(body: &[u8]) -> bool {
+    valid_graphql(body)
+        && memchr::memmem::find(body, b"\"person\":null").is_none()
+        && memchr::memmem::find(body, b"\"person\" : null").is_none()
+}
+
+fn graphql_body(query: &str, variables: serde_json::Value) -> Bytes {
+    Bytes::from(serde_json::json!({ "query": query, "variables": variables }).to_string())
+}
+
+/// Every person's login, for persons with exactly one plain login (no domain part), through
+/// the API itself.
+async fn collect_logins(addr: SocketAddr, auth: &HeaderValue) -> anyhow::Result<Vec<String>> {
+    let mut logins = Vec::new();
+    let mut after: Option<String> = None;
+    loop {
+        let body = graphql_body(LOGINS_QUERY, serde_json::json!({ "after": after }));
+        let (status, answer) = loadgen::request(addr, "/graphql", Some(auth), Some(body)).await?;
+        let answer: serde_json::Value = serde_json::from_slice(&answer)?;
+        if status != hyper::StatusCode::OK || answer.get("errors").is_some() {
+            bail!("listing logins failed: {status} {answer}");
+        }
+        let page = &answer["data"]["persons"];
+        for edge in page["edges"].as_array().into_iter().flatten() {
+            if let Some([one]) = edge["node"]["logins"].as_array().map(Vec::as_slice) {
+                if let Some(l) = one.as_str().filter(|l| !l.contains(['@', '\\'])) {
+                    logins.push(l.to_string());
+                }
+            }
+        }
+        if page["pageInfo"]["hasNextPage"].as_bool() != Some(true) {
+            break;
+        }
+        after = page["pageInfo"]["endCursor"].as_str().map(str::to_string);
+    }
+    Ok(logins)
+}
+
+/// A firm of `people` persons, each with an account in every one of `databases` databases: one
+/// generated office, copied into every database with database-specific user and group ids (as
+/// iManage gives one person a different user id in each database), same logins, emails and
+/// group names. The copies have no workspaces (the v1 API serves none), so reach is the groups.
+fn build_firm(people: usize, databases: usize, seed: u64) -> Firm {
+    let base = firm::generate(&FirmSpec {
+        seed,
+        databases: 1,
+        people,
+        users_per_database: None,
+        groups_per_database: None,
+    });
+    let template = &base.databases[0];
+    let copies = (0..databases)
+        .map(|d| {
+            let suffix = format!("{d:x}");
+            let users = template
+                .users
+                .values()
+                .map(|u| {
+                    let mut u = u.clone();
+                    u.id.push_str(&suffix);
+                    (u.id.clone(), u)
+                })
+                .collect();
+            let groups = template
+                .groups
+                .values()
+                .map(|g| {
+                    let id = format!("{}{suffix}", g.id);
+                    let group = SimGroup {
+                        id: id.clone(),
+                        name: g.name.clone(),
+                        members: g.members.iter().map(|m| format!("{m}{suffix}")).collect(),
+                    };
+                    (id, group)
+                })
+                .collect();
+            SimDatabase {
+                customer_id: firm::customer_id(d),
+                users,
+                groups,
+                workspaces: BTreeMap::new(),
+            }
+        })
+        .collect::<Vec<_>>();
+    let truth = Truth {
+        databases: copies.iter().map(|d| d.customer_id.clone()).collect(),
+        email_domain_aliases: base.truth.email_domain_aliases.clone(),
+        login_domains: base.truth.login_domains.clone(),
+        ..Truth::default()
+    };
+    Firm {
+        databases: copies,
+        truth,
+    }
+}
+
+/// Harvests the firm from an in-process simulator into the store at `database_url`.
+async fn harvest(firm: Firm, seed: u64, database_url: &str) -> anyhow::Result<()> {
+    let databases = firm.truth.databases.clone();
+    let sim = Sim::from_firm(
+        SimConfig {
+            firm: FirmSpec {
+                seed,
+                ..FirmSpec::default()
+            },
+            clients: vec![ClientSpec {
+                id: "bench".into(),
+                secret: "bench-secret".into(),
+                scopes: vec!["user".into()],
+            }],
+            latency_ms: 0,
+            fault_rate: 0.0,
+            ..SimConfig::default()
+        },
+        firm,
+    );
+    let running = sim.spawn("127.0.0.1:0").await?;
+    let client = imanage::Client::new(imanage::ClientConfig {
+        api: imanage::ApiProfile::V1,
+        base_url: url::Url::parse(&format!("http://{}", running.addr))?,
+        client_id: "bench".into(),
+        client_secret: SecretString::from("bench-secret"),
+        page_size: 1000,
+        max_concurrency: 64,
+        ..imanage::ClientConfig::default()
+    })?;
+    let store = store::Store::connect(database_url).await?;
+    store.migrate().await?;
+    let report = Harvester::new(
+        Arc::new(client),
+        store.clone(),
+        HarvestOptions {
+            databases,
+            page_size: 1000,
+            max_recrawls: 3,
+            member_listings_in_flight: 64,
+        },
+    )
+    .run(&())
+    .await?;
+    store.close().await;
+    let _ = running.shutdown().await;
+    if let Some(bad) = report.incomplete().next() {
+        bail!("the harvest was incomplete: {}", bad.summary_line());
+    }
+    Ok(())
+}
+
+/// The firm's domain aliases, as `idgraph serve` takes them from the environment (as the demo
+/// configures its resolver: the Windows domains and the email domains are one login domain).
+struct Aliases {
+    email: String,
+    login: String,
+}
+
+impl Aliases {
+    fn of(truth: &Truth) -> Self {
+        let email = truth
+            .email_domain_aliases
+            .iter()
+            .map(|g| g.join("="))
+            .collect::<Vec<_>>()
+            .join(";");
+        let mut login = truth.login_domains.clone();
+        login.extend(truth.email_domain_aliases.iter().flatten().cloned());
+        Aliases {
+            email,
+            login: login.join("="),
+        }
+    }
+}
+
+/// The `idgraph` binary next to this one, built first when run through cargo.
+async fn idgraph_binary() -> anyhow::Result<PathBuf> {
+    let exe = std::env::current_exe()?;
+    let dir = exe.parent().context("the bench binary has no directory")?;
+    let binary = dir.join("idgraph");
+    if let Ok(cargo) = std::env::var("CARGO") {
+        // `cargo run --release -p idgraph-bench` sets CARGO: make sure the server measured is
+        // built from this tree, in the same profile.
+        let release = dir.ends_with("release");
+        let mut build = tokio::process::Command::new(cargo);
+        build.args(["build", "-p", "idgraph"]);
+        if release {
+            build.arg("--release");
+        }
+        eprintln!(
+            "query: cargo build {}-p idgraph",
+            if release { "--release " } else { "" }
+        );
+        let status = build.status().await?;
+        if !status.success() {
+            bail!("building idgraph failed");
+        }
+    }
+    if !binary.exists() {
+        bail!(
+            "{} is missing: build it first with `cargo build --release -p idgraph`",
+            binary.display()
+        );
+    }
+    Ok(binary)
+}
+
+/// A running `idgraph serve`.
+struct Server {
+    child: tokio::process::Child,
+    addr: SocketAddr,
+}
+
+impl Server {
+    async fn start(
+        binary: &Path,
+        database_url: &str,
+        key: &str,
+        aliases: &Aliases,
+        cache: Cache,
+        dir: &Path,
+    ) -> anyhow::Result<Server> {
+        let addr = free_port()?;
+        let log_path = dir.join(format!("serve-{}.log", addr.port()));
+        let log = std::fs::File::create(&log_path)?;
+        let mut command = tokio::process::Command::new(binary);
+        command
+            .args(["serve", "--no-harvest", "--listen", &addr.to_string()])
+            .env("DATABASE_URL", database_url)
+            .env("IDGRAPH_API_KEYS", format!("reader:{key}"))
+            .env("IDGRAPH_EMAIL_DOMAIN_ALIASES", &aliases.email)
+            .env("IDGRAPH_LOGIN_DOMAIN_ALIASES", &aliases.login)
+            .env_remove("RUST_LOG")
+            .env_remove("IDGRAPH_LOG")
+            .env_remove("IDGRAPH_RESPONSE_CACHE_MB")
+            .stdout(std::process::Stdio::null())
+            .stderr(log)
+            .kill_on_drop(true);
+        if cache == Cache::Off {
+            command.env("IDGRAPH_RESPONSE_CACHE_MB", "0");
+        }
+        let mut child = command.spawn().context("starting idgraph serve")?;
+        let deadline = Instant::now() + Duration::from_secs(600);
+        loop {
+            if let Some(status) = child.try_wait()? {
+                let log = std::fs::read_to_string(&log_path).unwrap_or_default();
+                bail!("idgraph serve exited ({status}):\n{log}");
+            }
+            if let Ok((status, _)) = loadgen::request(addr, "/readyz", None, None).await {
+                if status == hyper::StatusCode::OK {
+                    break;
+                }
+            }
+            if Instant::now() > deadline {
+                bail!("idgraph serve was not ready after 10 minutes");
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        Ok(Server { child, addr })
+    }
+
+    /// The server's resident memory, MiB.
+    fn rss_mib(&self) -> Option<f64> {
+        let pid = self.child.id()?;
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+        let kb: f64 = status
+            .lines()
+            .find(|l| l.starts_with("VmRSS:"))?
+            .split_whitespace()
+            .nth(1)?
+            .parse()
+            .ok()?;
+        Some(kb / 1024.0)
+    }
+
+    async fn stop(mut self) {
+        let _ = self.child.start_kill();
+        let _ = self.child.wait().await;
+    }
+}
+
+/// The plain-SQL service, on a runtime (two worker threads) of its own, as a separate service
+/// would run.
+struct SqlServer {
+    addr: SocketAddr,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl SqlServer {
+    async fn start(database_url: String) -> anyhow::Result<SqlServer> {
+        let (ready_tx, ready_rx) = tokio::sync::oneshot::channel::<anyhow::Result<SocketAddr>>();
+        let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+        let thread = std::thread::spawn(move || {
+            let runtime = match tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .build()
+            {
+                Ok(r) => r,
+                Err(e) => {
+                    let _ = ready_tx.send(Err(e.into()));
+                    return;
+                }
+            };
+            runtime.block_on(async move {
+                let started = async {
+                    let pool = sqlx::postgres::PgPoolOptions::new()
+                        .max_connections(16)
+                        .min_connections(16)
+                        .connect(&database_url)
+                        .await?;
+                    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+                    anyhow::Ok((pool, listener))
+                };
+                let (pool, listener) = match started.await {
+                    Ok(x) => x,
+                    Err(e) => {
+                        let _ = ready_tx.send(Err(e));
+                        return;
+                    }
+                };
+                let addr = listener.local_addr().map_err(anyhow::Error::from);
+                let _ = ready_tx.send(addr);
+                let _ = axum::serve(listener, sql::router(pool.clone()))
+                    .with_graceful_shutdown(async {
+                        let _ = stop_rx.await;
+                    })
+                    .await;
+                pool.close().await;
+            });
+        });
+        let addr = ready_rx.await.context("the SQL service did not start")??;
+        Ok(SqlServer {
+            addr,
+            stop: Some(stop_tx),
+            thread: Some(thread),
+        })
+    }
+
+    fn stop(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+fn free_port() -> anyhow::Result<SocketAddr> {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+    Ok(listener.local_addr()?)
+}
+
+fn random_key() -> String {
+    use rand::Rng;
+    let mut rng = rand::rng();
+    (0..32)
+        .map(|_| char::from(b"0123456789abcdef"[rng.random_range(0..16)]))
+        .collect()
+}
+
+/// A PostgreSQL database of this run, created empty and dropped at the end.
+struct BenchDatabase {
+    admin_url: String,
+    name: String,
+    url: String,
+}
+
+impl BenchDatabase {
+    async fn create(admin_url: &str) -> anyhow::Result<BenchDatabase> {
+        let name = format!(
+            "idgraph_bench_query_{}_{}",
+            std::process::id(),
+            chrono_free_stamp()
+        );
+        let mut conn = sqlx::PgConnection::connect(admin_url)
+            .await
+            .context("connecting to PostgreSQL (set IDGRAPH_TEST_PG_URL or --database-url)")?;
+        sqlx::query(&format!("CREATE DATABASE {name}"))
+            .execute(&mut conn)
+            .await?;
+        conn.close().await?;
+        let mut url = url::Url::parse(admin_url)?;
+        url.set_path(&format!("/{name}"));
+        Ok(BenchDatabase {
+            admin_url: admin_url.to_string(),
+            name,
+            url: url.to_string(),
+        })
+    }
+
+    async fn drop_it(self) {
+        let dropped = async {
+            let mut conn = sqlx::PgConnection::connect(&self.admin_url).await?;
+            sqlx::query(&format!(
+                "DROP DATABASE IF EXISTS {} WITH (FORCE)",
+                self.name
+            ))
+            .execute(&mut conn)
+            .await?;
+            conn.close().await?;
+            anyhow::Ok(())
+        };
+        if let Err(e) = dropped.await {
+            eprintln!("query: dropping database {} failed: {e:#}", self.name);
+        }
+    }
+}
+
+/// Seconds since the epoch, to keep database names of runs apart.
+fn chrono_free_stamp() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
 }
