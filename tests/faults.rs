@@ -25,7 +25,7 @@ use imanage_sim::{FaultKind, RunningSim};
 use std::collections::{BTreeMap, BTreeSet};
 use std::future::Future;
 use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::pin::Pin;
 use std::process::{Command, Stdio};
 use std::sync::Arc;
@@ -655,11 +655,25 @@ struct PrivatePostgres {
     port: u16,
 }
 
-const PG_BIN: &str = "/usr/lib/postgresql/15/bin";
+/// The binaries of the newest PostgreSQL installed the Debian way (`/usr/lib/postgresql/N/bin`).
+fn pg_bin() -> Option<PathBuf> {
+    let mut versions: Vec<(u32, PathBuf)> = std::fs::read_dir("/usr/lib/postgresql")
+        .ok()?
+        .filter_map(|e| e.ok())
+        .filter_map(|e| {
+            let version = e.file_name().to_str()?.parse::<u32>().ok()?;
+            let bin = e.path().join("bin");
+            bin.join("initdb").exists().then_some((version, bin))
+        })
+        .collect();
+    versions.sort();
+    versions.pop().map(|(_, bin)| bin)
+}
 
 fn as_postgres(program: &str) -> Command {
+    let bin = pg_bin().expect("PostgreSQL binaries");
     let mut cmd = Command::new("runuser");
-    cmd.args(["-u", "postgres", "--", &format!("{PG_BIN}/{program}")]);
+    cmd.args(["-u", "postgres", "--"]).arg(bin.join(program));
     cmd
 }
 
@@ -745,12 +759,21 @@ impl Drop for PrivatePostgres {
     }
 }
 
+/// A private cluster needs the server binaries, a `postgres` OS user, and root (for
+/// `runuser`).
 fn postgres_available() -> bool {
-    Path::new(PG_BIN).join("initdb").exists()
-        && Command::new("id")
-            .arg("postgres")
-            .output()
-            .is_ok_and(|o| o.status.success())
+    let ok = |mut cmd: Command| cmd.output().is_ok_and(|o| o.status.success());
+    let root = Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0");
+    pg_bin().is_some()
+        && root
+        && ok({
+            let mut c = Command::new("id");
+            c.arg("postgres");
+            c
+        })
 }
 
 /// PostgreSQL stopped and started again while a harvest crawls (with some latency, so the
@@ -761,7 +784,7 @@ async fn postgres_restarted_during_a_harvest() -> Outcome {
     if !postgres_available() {
         return Outcome {
             faults: 0,
-            note: "SKIPPED: no PostgreSQL 15 binaries or postgres user here".into(),
+            note: "SKIPPED: needs root, a postgres user and /usr/lib/postgresql/N/bin".into(),
         };
     }
     let pg = tokio::task::spawn_blocking(PrivatePostgres::start)
