@@ -189,12 +189,15 @@ async fn big_firm_with_faults_and_drift(backend: Backend) {
     .await;
     let ts = TestStore::new(backend).await;
 
-    // Drift while the first pass pages through the users; it stops after a while, and the
-    // harvester must notice the drift and converge on the state the simulator ends in.
+    // Drift while the first pass pages through the users (the first 30 of the 100 users-list
+    // calls a pass takes, whenever the crawl gets to them); then it stops, and the harvester
+    // must notice the drift and converge on the state the simulator ends in.
     sim.handle.set_drift(2);
     let handle = sim.handle.clone();
     let stop_drift = tokio::spawn(async move {
-        tokio::time::sleep(Duration::from_millis(1500)).await;
+        while handle.stats().calls.get("users_list").copied().unwrap_or(0) < 30 {
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
         handle.set_drift(0);
     });
     let started = Instant::now();

@@ -1,10 +1,14 @@
 //! Harvest: crawl every configured iManage database into the store.
 //!
-//! Each database is crawled on its own (users, groups, every group's members, then, where the
+//! Each database is crawled on its own (users, groups, every group's members, and, where the
 //! deployment offers them, the workspaces and every workspace's security), all of them at once
-//! under the client's shared concurrency cap. The harvester does not know which API profile the
-//! [`Directory`] speaks. A crawl is committed to the store in one
-//! transaction and only when it is complete and consistent; a crawl that fails, or whose pages
+//! under the client's shared concurrency cap. Within a database the three chains that need
+//! nothing from each other (the users; the groups, then their members; the workspaces, then
+//! their security) run at once too, and the client asks for every page of a list at once once
+//! its first page gave the total, so the cap stays full until the work runs out. The harvester
+//! does not know which API profile the [`Directory`] speaks. A crawl is committed to the store in
+//! one transaction (in a task of its own, so a commit never holds up the other databases'
+//! crawls) and only when it is complete and consistent; a crawl that fails, or whose pages
 //! drifted more often than the bounded number of re-crawls allows, is recorded as incomplete and
 //! leaves the database's last complete state untouched. This crate decides nothing about identity.
 
@@ -30,6 +34,8 @@ pub enum Error {
     Store(#[from] store::Error),
     #[error("no databases to harvest")]
     NothingToHarvest,
+    #[error("interrupted: {0}")]
+    Interrupted(String),
 }
 
 /// Which list a page belongs to, for progress reports.
@@ -53,8 +59,10 @@ pub struct HarvestOptions {
     /// How many times a database is crawled again after pagination drift before its crawl is
     /// given up as incomplete.
     pub max_recrawls: u32,
-    /// Group member listings (and workspace security calls) of one database in flight at once.
-    /// The client's own cap bounds the requests actually on the wire across all databases.
+    /// Group member listings (and workspace security calls) of one database started at once.
+    /// Each waits for the client's shared cap, which bounds the requests actually on the wire
+    /// across all databases; this only bounds the memory of the waiting ones, and should not be
+    /// below the client's cap or the cap cannot be kept full.
     pub member_listings_in_flight: usize,
 }
 
@@ -64,7 +72,7 @@ impl Default for HarvestOptions {
             databases: Vec::new(),
             page_size: 1000,
             max_recrawls: 3,
-            member_listings_in_flight: 16,
+            member_listings_in_flight: 1024,
         }
     }
 }
@@ -92,6 +100,12 @@ pub struct DatabaseReport {
     pub database: String,
     pub outcome: Outcome,
     pub stats: CrawlStats,
+    /// When the database's last API call returned, from the start of the harvest.
+    pub crawled_at: Duration,
+    /// The store's commit (or failure record) of this database: when it started, from the
+    /// start of the harvest, and how long it took.
+    pub commit_started_at: Duration,
+    pub commit_time: Duration,
 }
 
 impl DatabaseReport {
@@ -153,6 +167,43 @@ impl HarvestReport {
     pub fn incomplete(&self) -> impl Iterator<Item = &DatabaseReport> {
         self.databases.iter().filter(|d| !d.is_complete())
     }
+
+    /// From the start of the harvest to the last API call of any database: the part of the
+    /// harvest the API's latency and the concurrency cap decide.
+    pub fn crawl_time(&self) -> Duration {
+        self.databases
+            .iter()
+            .map(|d| d.crawled_at)
+            .max()
+            .unwrap_or_default()
+    }
+
+    /// The time the store spent committing: the union of the databases' commit intervals
+    /// (commits of different databases may overlap).
+    pub fn commit_time(&self) -> Duration {
+        let mut spans: Vec<(Duration, Duration)> = self
+            .databases
+            .iter()
+            .map(|d| (d.commit_started_at, d.commit_started_at + d.commit_time))
+            .collect();
+        spans.sort();
+        let mut total = Duration::ZERO;
+        let mut open: Option<(Duration, Duration)> = None;
+        for (from, to) in spans {
+            open = match open {
+                Some((a, b)) if from <= b => Some((a, b.max(to))),
+                Some((a, b)) => {
+                    total += b - a;
+                    Some((from, to))
+                }
+                None => Some((from, to)),
+            };
+        }
+        if let Some((a, b)) = open {
+            total += b - a;
+        }
+        total
+    }
 }
 
 /// Crawls databases through a [`Directory`] into a [`Store`].
@@ -185,7 +236,7 @@ impl<D: Directory + 'static> Harvester<D> {
             .options
             .databases
             .iter()
-            .map(|db| self.harvest_database(run_id, db, progress));
+            .map(|db| self.harvest_database(run_id, db, started, progress));
         let results = futures::future::join_all(crawls).await;
         let mut databases = Vec::with_capacity(results.len());
         for r in results {
@@ -206,20 +257,39 @@ impl<D: Directory + 'static> Harvester<D> {
         Ok(report)
     }
 
+    /// Crawls one database without committing it: the snapshot of a complete, consistent pass
+    /// (after as many re-crawls as drift needs), or why there is none; and what it cost. For
+    /// benchmarks and checks that measure the store apart from the crawl.
+    pub async fn crawl(
+        &self,
+        database: &str,
+        progress: &dyn Progress,
+    ) -> (Result<DatabaseSnapshot, String>, CrawlStats) {
+        let started = Instant::now();
+        let mut stats = CrawlStats::default();
+        let crawled = self.crawl_database(database, &mut stats, progress).await;
+        stats.duration_ms = started.elapsed().as_millis() as u64;
+        stats.retries = stats.api_calls.saturating_sub(stats.pages);
+        (crawled, stats)
+    }
+
     #[instrument(skip(self, progress), fields(run_id))]
     async fn harvest_database(
         &self,
         run_id: RunId,
         database: &str,
+        run_started: Instant,
         progress: &dyn Progress,
     ) -> Result<DatabaseReport, Error> {
         progress.database_started(database);
         let started = Instant::now();
         let mut stats = CrawlStats::default();
         let crawled = self.crawl_database(database, &mut stats, progress).await;
+        let crawled_at = run_started.elapsed();
         stats.duration_ms = started.elapsed().as_millis() as u64;
         stats.retries = stats.api_calls.saturating_sub(stats.pages);
-        let report = match crawled {
+        let commit_started = Instant::now();
+        let mut report = match crawled {
             Ok(snapshot) => {
                 let (accounts, groups, memberships) = (
                     snapshot.accounts.len(),
@@ -232,10 +302,20 @@ impl<D: Directory + 'static> Harvester<D> {
                         snapshot.workspace_entries.as_ref().map_or(0, Vec::len),
                     )
                 });
-                let changes = self
-                    .store
-                    .commit_database(run_id, &snapshot, &stats)
-                    .await?;
+                // In a task of its own: the diff and the serializing are CPU work that must not
+                // hold up the crawls of the other databases, which this task drives.
+                let store = self.store.clone();
+                let commit =
+                    tokio::spawn(
+                        async move { store.commit_database(run_id, &snapshot, &stats).await },
+                    );
+                let changes = match commit.await {
+                    Ok(changes) => changes?,
+                    Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+                    Err(e) => {
+                        return Err(Error::Interrupted(format!("committing {database}: {e}")))
+                    }
+                };
                 DatabaseReport {
                     database: database.to_string(),
                     outcome: Outcome::Complete {
@@ -246,6 +326,9 @@ impl<D: Directory + 'static> Harvester<D> {
                         workspaces,
                     },
                     stats,
+                    crawled_at,
+                    commit_started_at: Duration::ZERO,
+                    commit_time: Duration::ZERO,
                 }
             }
             Err(cause) => {
@@ -257,9 +340,14 @@ impl<D: Directory + 'static> Harvester<D> {
                     database: database.to_string(),
                     outcome: Outcome::Incomplete { cause },
                     stats,
+                    crawled_at,
+                    commit_started_at: Duration::ZERO,
+                    commit_time: Duration::ZERO,
                 }
             }
         };
+        report.commit_started_at = commit_started.saturating_duration_since(run_started);
+        report.commit_time = commit_started.elapsed();
         progress.database_finished(&report);
         Ok(report)
     }
@@ -294,6 +382,10 @@ impl<D: Directory + 'static> Harvester<D> {
 
     /// One pass over a database. The outer error is a failed call (the client already retried
     /// it as far as its policy allows); the inner one is drift, which a new pass may heal.
+    ///
+    /// The users, the groups with their members, and the workspaces with their security are
+    /// three chains that need nothing from each other, so they run at once; the checks that
+    /// relate them (a member or a security entry the listings did not have) come after.
     async fn crawl_once(
         &self,
         database: &str,
@@ -301,74 +393,101 @@ impl<D: Directory + 'static> Harvester<D> {
         progress: &dyn Progress,
     ) -> Result<Result<DatabaseSnapshot, CrawlDrift>, String> {
         let page_size = self.options.page_size;
+        let in_flight = self.options.member_listings_in_flight.max(1);
         let dir = &*self.directory;
         let observer = Observer {
             progress,
             database,
             kind: ListKind::Users,
         };
-        let users = collect(dir.users(database), page_size, |u| u.id.clone(), &observer)
-            .await
-            .map_err(|e| format!("listing users: {e}"))?;
-        stats.api_calls += users.calls;
-        stats.pages += users.pages;
-        if let Some(d) = users.drift {
-            return Ok(Err(CrawlDrift::Users(d)));
-        }
-
-        let observer = Observer {
+        let groups_observer = Observer {
             kind: ListKind::Groups,
             ..observer
         };
-        let groups = collect(dir.groups(database), page_size, |g| g.id.clone(), &observer)
+        let members_observer = Observer {
+            kind: ListKind::Members,
+            ..observer
+        };
+        let workspaces_observer = Observer {
+            kind: ListKind::Workspaces,
+            ..observer
+        };
+
+        let users = async {
+            collect(dir.users(database), page_size, |u| u.id.clone(), &observer)
+                .await
+                .map_err(|e| format!("listing users: {e}"))
+        };
+        let groups_and_members = async {
+            let groups = collect(
+                dir.groups(database),
+                page_size,
+                |g| g.id.clone(),
+                &groups_observer,
+            )
             .await
             .map_err(|e| format!("listing groups: {e}"))?;
-        stats.api_calls += groups.calls;
-        stats.pages += groups.pages;
+            if groups.drift.is_some() {
+                return Ok((groups, Vec::new()));
+            }
+            let group_ids: Vec<String> = groups.items.iter().map(|g| g.id.clone()).collect();
+            let member_lists: Vec<(String, crawl::Listing<imanage::Member>)> =
+                stream::iter(group_ids.into_iter().map(|gid| {
+                    let observer = &members_observer;
+                    async move {
+                        let listing = collect(
+                            dir.group_members(database, &gid),
+                            page_size,
+                            |m: &imanage::Member| m.user_id.clone(),
+                            observer,
+                        )
+                        .await
+                        .map_err(|e| format!("listing members of group {gid}: {e}"))?;
+                        Ok::<_, String>((gid, listing))
+                    }
+                }))
+                .buffer_unordered(in_flight)
+                .try_collect()
+                .await?;
+            Ok::<_, String>((groups, member_lists))
+        };
+        let workspaces = self.fetch_workspaces(database, &workspaces_observer);
+        let (users, (groups, member_lists), workspaces) =
+            futures::try_join!(users, groups_and_members, workspaces)?;
+
+        // Every call made counts, whichever list drifted.
+        stats.api_calls += users.calls + groups.calls;
+        stats.pages += users.pages + groups.pages;
+        for (_, listing) in &member_lists {
+            stats.api_calls += listing.calls;
+            stats.pages += listing.pages;
+        }
+        if let Some(w) = &workspaces {
+            stats.api_calls += w.calls;
+            stats.pages += w.pages;
+        }
+        if let Some(d) = users.drift {
+            return Ok(Err(CrawlDrift::Users(d)));
+        }
         if let Some(d) = groups.drift {
             return Ok(Err(CrawlDrift::Groups(d)));
         }
 
-        let observer = Observer {
-            kind: ListKind::Members,
-            ..observer
-        };
-        let group_ids: Vec<String> = groups.items.iter().map(|g| g.id.clone()).collect();
-        let member_lists: Vec<(String, crawl::Listing<imanage::Member>)> =
-            stream::iter(group_ids.into_iter().map(|gid| {
-                let observer = &observer;
-                async move {
-                    let listing = collect(
-                        dir.group_members(database, &gid),
-                        page_size,
-                        |m: &imanage::Member| m.user_id.clone(),
-                        observer,
-                    )
-                    .await
-                    .map_err(|e| format!("listing members of group {gid}: {e}"))?;
-                    Ok::<_, String>((gid, listing))
-                }
-            }))
-            .buffer_unordered(self.options.member_listings_in_flight.max(1))
-            .try_collect()
-            .await?;
-
         let mut min =
             min_calls(users.items.len(), page_size) + min_calls(groups.items.len(), page_size);
         let user_ids: HashSet<&str> = users.items.iter().map(|u| u.id.as_str()).collect();
-        let mut memberships = Vec::new();
+        let mut memberships =
+            Vec::with_capacity(member_lists.iter().map(|(_, l)| l.items.len()).sum());
         let mut drift = None;
-        for (gid, listing) in &member_lists {
-            stats.api_calls += listing.calls;
-            stats.pages += listing.pages;
+        for (gid, listing) in member_lists {
             min += min_calls(listing.items.len(), page_size);
             if drift.is_none() {
-                if let Some(d) = &listing.drift {
-                    drift = Some(CrawlDrift::Members(gid.clone(), d.clone()));
+                if let Some(d) = listing.drift {
+                    drift = Some(CrawlDrift::Members(gid.clone(), d));
                 }
             }
-            for m in &listing.items {
-                if !user_ids.contains(m.user_id.as_str()) && drift.is_none() {
+            for m in listing.items {
+                if drift.is_none() && !user_ids.contains(m.user_id.as_str()) {
                     // A member the users list did not have: the user was added or removed
                     // between the two listings.
                     drift = Some(CrawlDrift::UnknownMember(gid.clone(), m.user_id.clone()));
@@ -376,7 +495,7 @@ impl<D: Directory + 'static> Harvester<D> {
                 memberships.push(Membership {
                     database: database.to_string(),
                     group_id: gid.clone(),
-                    user_id: m.user_id.clone(),
+                    user_id: m.user_id,
                 });
             }
         }
@@ -385,14 +504,7 @@ impl<D: Directory + 'static> Harvester<D> {
         }
 
         let group_ids: HashSet<&str> = groups.items.iter().map(|g| g.id.as_str()).collect();
-        let observer = Observer {
-            kind: ListKind::Workspaces,
-            ..observer
-        };
-        let security = match self
-            .crawl_workspaces(database, &user_ids, &group_ids, stats, &observer)
-            .await?
-        {
+        let security = match check_workspaces(database, workspaces, &user_ids, &group_ids, stats)? {
             Ok(security) => security,
             Err(d) => return Ok(Err(d)),
         };
@@ -428,28 +540,19 @@ impl<D: Directory + 'static> Harvester<D> {
     }
 
     /// The workspaces of a database and every workspace's security, one security call per
-    /// workspace, concurrently like the member listings. `Ok(Ok(None))` when the deployment
-    /// offers no workspace security. Drift, as for the other lists: the workspace list's own
-    /// signals, a workspace gone before its security was read, or an entry naming a user or
-    /// group the listings did not have.
-    async fn crawl_workspaces(
+    /// workspace, concurrently like the member listings; `None` when the deployment offers no
+    /// workspace security. A drifting workspace list is returned without its security calls.
+    async fn fetch_workspaces(
         &self,
         database: &str,
-        user_ids: &HashSet<&str>,
-        group_ids: &HashSet<&str>,
-        stats: &mut CrawlStats,
         observer: &Observer<'_>,
-    ) -> Result<Result<Option<SecurityCrawl>, CrawlDrift>, String> {
+    ) -> Result<Option<WorkspaceFetch>, String> {
         let page_size = self.options.page_size;
         let dir = &*self.directory;
         let mut listing = Box::pin(dir.workspaces(database));
         let first = match listing.next().await {
             Some(Ok(WorkspaceListing::Page(page))) => page,
-            Some(Ok(WorkspaceListing::NotOffered)) => {
-                stats.api_calls += 1;
-                stats.pages += 1;
-                return Ok(Ok(None));
-            }
+            Some(Ok(WorkspaceListing::NotOffered)) => return Ok(None),
             Some(Err(e)) => return Err(format!("listing workspaces: {e}")),
             None => return Err("listing workspaces: the list ended without a page".into()),
         };
@@ -463,86 +566,121 @@ impl<D: Directory + 'static> Harvester<D> {
         let workspaces = collect(pages, page_size, |w| w.id.clone(), observer)
             .await
             .map_err(|e| format!("listing workspaces: {e}"))?;
-        stats.api_calls += workspaces.calls;
-        stats.pages += workspaces.pages;
-        if let Some(d) = workspaces.drift {
-            return Ok(Err(CrawlDrift::Workspaces(d)));
+        let mut fetch = WorkspaceFetch {
+            calls: workspaces.calls,
+            pages: workspaces.pages,
+            drift: workspaces.drift,
+            min_calls: min_calls(workspaces.items.len(), page_size) + workspaces.items.len() as u64,
+            read: Vec::new(),
+        };
+        if fetch.drift.is_some() {
+            return Ok(Some(fetch));
         }
-        let min_calls =
-            min_calls(workspaces.items.len(), page_size) + workspaces.items.len() as u64;
-
         let security_observer = Observer {
             kind: ListKind::Security,
             ..*observer
         };
-        let read: Vec<(imanage::Workspace, Option<imanage::WorkspaceSecurity>)> =
-            stream::iter(workspaces.items.into_iter().map(|ws| {
-                let observer = &security_observer;
-                async move {
-                    match dir.workspace_security(database, &ws.id).await {
-                        Ok(security) => {
-                            observer.page(security.members.len(), None, security.attempts);
-                            Ok((ws, Some(security)))
-                        }
-                        // Deleted since the list was read: drift, which a new pass heals.
-                        Err(e) if e.is_not_found() => Ok((ws, None)),
-                        Err(e) => Err(format!("reading the security of workspace {}: {e}", ws.id)),
+        fetch.read = stream::iter(workspaces.items.into_iter().map(|ws| {
+            let observer = &security_observer;
+            async move {
+                match dir.workspace_security(database, &ws.id).await {
+                    Ok(security) => {
+                        observer.page(security.members.len(), None, security.attempts);
+                        Ok((ws, Some(security)))
                     }
+                    // Deleted since the list was read: drift, which a new pass heals.
+                    Err(e) if e.is_not_found() => Ok((ws, None)),
+                    Err(e) => Err(format!("reading the security of workspace {}: {e}", ws.id)),
                 }
-            }))
-            .buffer_unordered(self.options.member_listings_in_flight.max(1))
-            .try_collect()
-            .await?;
-
-        let mut rows = Vec::with_capacity(read.len());
-        let mut entries = Vec::new();
-        let mut drift = None;
-        for (ws, security) in read {
-            let Some(security) = security else {
-                stats.api_calls += 1;
-                drift.get_or_insert(CrawlDrift::WorkspaceGone(ws.id.clone()));
-                continue;
-            };
-            stats.api_calls += u64::from(security.attempts.max(1));
-            stats.pages += 1;
-            let id = ws.id.clone();
-            let row = ws
-                .into_workspace(database, &security)
-                .map_err(|e| e.to_string())?;
-            for e in security.into_entries(database, &id) {
-                let known = if e.is_group {
-                    group_ids.contains(e.principal_id.as_str())
-                } else {
-                    user_ids.contains(e.principal_id.as_str())
-                };
-                if !known && drift.is_none() {
-                    // Added or removed between the listings and this call.
-                    drift = Some(CrawlDrift::UnknownPrincipal(
-                        id.clone(),
-                        e.principal_id.clone(),
-                    ));
-                }
-                entries.push(e);
             }
-            rows.push(row);
-        }
-        if let Some(d) = drift {
-            return Ok(Err(d));
-        }
-        rows.sort_by(|a, b| a.workspace_id.cmp(&b.workspace_id));
-        entries.sort_by(|a, b| {
-            (&a.workspace_id, !a.is_group, &a.principal_id).cmp(&(
-                &b.workspace_id,
-                !b.is_group,
-                &b.principal_id,
-            ))
-        });
-        Ok(Ok(Some(SecurityCrawl {
-            workspaces: rows,
-            entries,
-            min_calls,
-        })))
+        }))
+        .buffer_unordered(self.options.member_listings_in_flight.max(1))
+        .try_collect()
+        .await?;
+        Ok(Some(fetch))
     }
+}
+
+/// What [`Harvester::fetch_workspaces`] read of a database's workspaces.
+struct WorkspaceFetch {
+    /// Calls and pages of the workspace list (the security calls are counted from `read`).
+    calls: u64,
+    pages: u64,
+    drift: Option<Drift>,
+    /// The fewest calls the list and one security call per listed workspace take.
+    min_calls: u64,
+    /// Every listed workspace with its security, `None` where it was gone by then.
+    read: Vec<(imanage::Workspace, Option<imanage::WorkspaceSecurity>)>,
+}
+
+/// Checks what [`Harvester::fetch_workspaces`] read against the users and groups listings.
+/// `Ok(Ok(None))` when the deployment offers no workspace security. Drift, as for the other
+/// lists: the workspace list's own signals, a workspace gone before its security was read, or an
+/// entry naming a user or group the listings did not have.
+fn check_workspaces(
+    database: &str,
+    fetch: Option<WorkspaceFetch>,
+    user_ids: &HashSet<&str>,
+    group_ids: &HashSet<&str>,
+    stats: &mut CrawlStats,
+) -> Result<Result<Option<SecurityCrawl>, CrawlDrift>, String> {
+    let Some(fetch) = fetch else {
+        stats.api_calls += 1;
+        stats.pages += 1;
+        return Ok(Ok(None));
+    };
+    if let Some(d) = fetch.drift {
+        return Ok(Err(CrawlDrift::Workspaces(d)));
+    }
+    let min_calls = fetch.min_calls;
+    let mut rows = Vec::with_capacity(fetch.read.len());
+    let mut entries = Vec::new();
+    let mut drift = None;
+    for (ws, security) in fetch.read {
+        let Some(security) = security else {
+            stats.api_calls += 1;
+            drift.get_or_insert(CrawlDrift::WorkspaceGone(ws.id.clone()));
+            continue;
+        };
+        stats.api_calls += u64::from(security.attempts.max(1));
+        stats.pages += 1;
+        let id = ws.id.clone();
+        let row = ws
+            .into_workspace(database, &security)
+            .map_err(|e| e.to_string())?;
+        for e in security.into_entries(database, &id) {
+            let known = if e.is_group {
+                group_ids.contains(e.principal_id.as_str())
+            } else {
+                user_ids.contains(e.principal_id.as_str())
+            };
+            if !known && drift.is_none() {
+                // Added or removed between the listings and this call.
+                drift = Some(CrawlDrift::UnknownPrincipal(
+                    id.clone(),
+                    e.principal_id.clone(),
+                ));
+            }
+            entries.push(e);
+        }
+        rows.push(row);
+    }
+    if let Some(d) = drift {
+        return Ok(Err(d));
+    }
+    rows.sort_by(|a, b| a.workspace_id.cmp(&b.workspace_id));
+    entries.sort_by(|a, b| {
+        (&a.workspace_id, !a.is_group, &a.principal_id).cmp(&(
+            &b.workspace_id,
+            !b.is_group,
+            &b.principal_id,
+        ))
+    });
+    Ok(Ok(Some(SecurityCrawl {
+        workspaces: rows,
+        entries,
+        min_calls,
+    })))
 }
 
 /// What one pass found of a database's workspace security.
