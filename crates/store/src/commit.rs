@@ -324,6 +324,10 @@ impl Store {
     /// alone, and so does `workspace_entries == None` for entries. Rows repeated within the
     /// snapshot are stored once (the first wins).
     ///
+    /// On PostgreSQL the commit does not wait for its WAL to be flushed (`synchronous_commit =
+    /// off` for this transaction): a crash may lose the last commits, each whole, which the next
+    /// harvest makes again; it never leaves one half-written.
+    ///
     /// Every field and the raw object are compared. Two fields mirror memberships, which are
     /// logged as `MEMBERSHIP_ADDED`/`MEMBERSHIP_REMOVED`: an account's `groups` and a group's
     /// `member_count`. They are stored when they change but not logged a second time.
@@ -338,6 +342,16 @@ impl Store {
         let started = std::time::Instant::now();
         let db = snapshot.database.as_str();
         let mut tx = self.begin_write().await?;
+        if let Tx::Postgres(t) = &mut tx {
+            // The commit need not wait for its WAL to reach the disk: a crash can lose only the
+            // last commits, whole (never half of one), and the next harvest makes them again;
+            // SQLite's `synchronous=NORMAL` makes the same trade. Waiting would also hold the
+            // change-log lock (taken last, below) through a disk flush, one database after the
+            // other.
+            sqlx::query("SET LOCAL synchronous_commit = off")
+                .execute(&mut **t)
+                .await?;
+        }
         ensure_run(&mut tx, run).await?;
         let now = now_ms();
         let before = lock_database(&mut tx, db, now).await?;

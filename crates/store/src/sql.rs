@@ -444,7 +444,11 @@ fn copy_value(buf: &mut Vec<u8>, v: &Val<'_>) {
                 }
             }
         }
-        Val::Int(Some(i)) => buf.extend_from_slice(i.to_string().as_bytes()),
+        Val::Int(Some(i)) => {
+            use std::io::Write as _;
+            // Writing into a Vec cannot fail.
+            let _ = write!(buf, "{i}");
+        }
         Val::Bool(b) => buf.push(if *b { b't' } else { b'f' }),
     }
 }
@@ -457,6 +461,15 @@ async fn pg_copy<'a, T>(
     fill: impl Fn(&'a T, &mut Vec<Val<'a>>),
 ) -> Result<()> {
     let sql = format!("COPY {} ({}) FROM STDIN", table.name, table.column_list());
+    // The values every row shares, in COPY's text once rather than once a row.
+    let shared_text: Vec<Vec<u8>> = shared
+        .iter()
+        .map(|v| {
+            let mut b = Vec::new();
+            copy_value(&mut b, v);
+            b
+        })
+        .collect();
     let mut copy = t.copy_in_raw(&sql).await?;
     let mut buf: Vec<u8> = Vec::with_capacity(PG_COPY_CHUNK + 4096);
     let mut vals: Vec<Val<'a>> = Vec::with_capacity(table.columns.len());
@@ -468,15 +481,17 @@ async fn pg_copy<'a, T>(
             if i > 0 {
                 buf.push(b'\t');
             }
-            let v = match slot {
-                Slot::Shared(j) => shared.get(*j),
-                Slot::Row(_) => next.next(),
-            };
-            match v {
-                Some(v) => copy_value(&mut buf, v),
-                // A layout bug, not a data problem; NULL makes the server reject the row
-                // loudly for NOT NULL columns.
-                None => buf.extend_from_slice(b"\\N"),
+            match slot {
+                Slot::Shared(j) => match shared_text.get(*j) {
+                    Some(text) => buf.extend_from_slice(text),
+                    // A layout bug, not a data problem; NULL makes the server reject the row
+                    // loudly for NOT NULL columns.
+                    None => buf.extend_from_slice(b"\\N"),
+                },
+                Slot::Row(_) => match next.next() {
+                    Some(v) => copy_value(&mut buf, v),
+                    None => buf.extend_from_slice(b"\\N"),
+                },
             }
         }
         debug_assert!(next.next().is_none(), "row supplied too many values");
