@@ -116,12 +116,17 @@ pub async fn run(args: &Args) -> anyhow::Result<Vec<Figure>> {
         .or_else(|| std::env::var("IDGRAPH_TEST_PG_URL").ok())
         .unwrap_or_else(|| "postgres://postgres@127.0.0.1:5432/postgres".to_string());
     let db = BenchDatabase::create(&admin_url).await?;
+    let load_before = load_average();
     let result = run_on(args, &binary, &db.url).await;
     db.drop_it().await;
     let figures = result?;
+    // The load generator, the server and PostgreSQL share this machine with whatever else runs
+    // on it; the load average says how much else that was.
     println!(
-        "\nquery section: {:.0} s in all",
-        started.elapsed().as_secs_f64()
+        "\nquery section: {:.0} s in all; load average (1 min) {} at the start, {} at the end",
+        started.elapsed().as_secs_f64(),
+        load_before,
+        load_average()
     );
     Ok(figures)
 }
@@ -181,9 +186,11 @@ async fn run_on(args: &Args, binary: &Path, database_url: &str) -> anyhow::Resul
         ]);
         let result = measure_graph(args, &server, &key, &groups, cache).await;
         let rss = server.rss_mib();
+        let counts = cache_counts(server.addr).await;
         server.stop().await;
         let mut run = result?;
         run.rss_mib = rss;
+        run.cache_counts = counts;
         runs.push(run);
     }
 
@@ -224,6 +231,8 @@ struct GraphRun {
     max: Outcome,
     listing: Outcome,
     rss_mib: Option<f64>,
+    /// Response-cache hits and stores over the whole run, from the server's `/metrics`.
+    cache_counts: Option<(u64, u64)>,
 }
 
 async fn measure_graph(
@@ -332,12 +341,15 @@ async fn measure_graph(
         max,
         listing,
         rss_mib: None,
+        cache_counts: None,
     })
 }
 
 /// The plain-SQL baseline's runs, by rate.
 struct SqlRuns {
     runs: Vec<Outcome>,
+    /// As fast as it goes (closed loop).
+    max: Outcome,
     /// Rates skipped because a lower rate could not keep up.
     skipped: Vec<f64>,
 }
@@ -407,8 +419,16 @@ async fn measure_sql(
         );
         runs.push(o);
     }
+    let max = loadgen::closed_loop(
+        &target,
+        Duration::from_secs_f64(args.max_seconds),
+        args.max_connections,
+        200,
+    )
+    .await;
+    eprintln!("query: plain SQL, closed loop: {:.0}/s", max.throughput);
     server.stop();
-    Ok(SqlRuns { runs, skipped })
+    Ok(SqlRuns { runs, max, skipped })
 }
 
 fn report(args: &Args, runs: &[GraphRun], sql: &SqlRuns) -> Vec<Figure> {
@@ -422,6 +442,7 @@ fn report(args: &Args, runs: &[GraphRun], sql: &SqlRuns) -> Vec<Figure> {
         "p99.9",
         "max",
         "errors",
+        "machine load avg",
     ]);
     for run in runs {
         for o in &run.rates {
@@ -449,6 +470,7 @@ fn report(args: &Args, runs: &[GraphRun], sql: &SqlRuns) -> Vec<Figure> {
         "p99.9",
         "max",
         "errors",
+        "machine load avg",
     ]);
     for run in runs {
         l.row(latency_row(
@@ -463,6 +485,14 @@ fn report(args: &Args, runs: &[GraphRun], sql: &SqlRuns) -> Vec<Figure> {
             println!(
                 "server resident memory ({}): {rss:.0} MiB",
                 run.cache.label()
+            );
+        }
+        if let (Cache::Default, Some((hits, stores))) = (run.cache, run.cache_counts) {
+            println!(
+                "response cache ({}): {hits} hits, {stores} answers stored (warm-up included); \
+                 {:.1}% of cacheable requests were hits",
+                run.cache.label(),
+                100.0 * hits as f64 / (hits + stores).max(1) as f64
             );
         }
     }
@@ -547,6 +577,27 @@ fn report(args: &Args, runs: &[GraphRun], sql: &SqlRuns) -> Vec<Figure> {
             ));
         }
     }
+    if let Some(graph_max) = runs.first().map(|r| &r.max) {
+        let on = runs.get(1).map(|r| r.max.throughput);
+        b.row([
+            format!("closed loop, {} conns", args.max_connections),
+            format!("{:.0}/s", sql.max.throughput),
+            ms(sql.max.quantile(0.99)),
+            sql.max.errors.to_string(),
+            format!("{:.0}/s", graph_max.throughput),
+            format!(
+                "graph {:.0}x the throughput",
+                graph_max.throughput / sql.max.throughput.max(1.0)
+            ),
+            on.map_or("-".into(), |t| format!("{t:.0}/s")),
+            on.map_or("-".into(), |t| {
+                format!(
+                    "graph {:.0}x the throughput",
+                    t / sql.max.throughput.max(1.0)
+                )
+            }),
+        ]);
+    }
     for rate in &sql.skipped {
         b.row([
             format!("{rate:.0}/s"),
@@ -570,6 +621,7 @@ fn latency_row(server: &str, load: &str, o: &Outcome) -> Vec<String> {
         ms(o.quantile(0.999)),
         ms(o.max()),
         o.errors.to_string(),
+        o.load_average.clone(),
     ]
 }
 
@@ -607,6 +659,23 @@ fn valid_person(body: &[u8]) -> bool {
 
 fn graphql_body(query: &str, variables: serde_json::Value) -> Bytes {
     Bytes::from(serde_json::json!({ "query": query, "variables": variables }).to_string())
+}
+
+/// The response cache's counters (hits, stores) from the server's Prometheus text.
+async fn cache_counts(addr: SocketAddr) -> Option<(u64, u64)> {
+    let (status, body) = loadgen::request(addr, "/metrics", None, None).await.ok()?;
+    if status != hyper::StatusCode::OK {
+        return None;
+    }
+    let text = String::from_utf8_lossy(&body);
+    let count = |result: &str| {
+        let prefix = format!("idgraph_graphql_response_cache_total{{result=\"{result}\"}} ");
+        text.lines()
+            .find_map(|l| l.strip_prefix(prefix.as_str()))
+            .and_then(|v| v.trim().parse::<f64>().ok())
+            .map_or(0, |v| v as u64)
+    };
+    Some((count("hit"), count("store")))
 }
 
 /// Every person's login, for persons with exactly one plain login (no domain part), through
@@ -944,6 +1013,14 @@ impl SqlServer {
             let _ = thread.join();
         }
     }
+}
+
+/// The 1-minute load average, as `/proc/loadavg` has it.
+fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .and_then(|s| s.split_whitespace().next().map(str::to_string))
+        .unwrap_or_else(|| "?".to_string())
 }
 
 fn free_port() -> anyhow::Result<SocketAddr> {

@@ -47,6 +47,8 @@ pub struct Outcome {
     pub throughput: f64,
     /// The rate asked for (open loop), or `None` (closed loop).
     pub target_rate: Option<f64>,
+    /// The machine's 1-minute load average when the run ended: how busy the shared machine was.
+    pub load_average: String,
 }
 
 impl Outcome {
@@ -341,6 +343,10 @@ async fn gather(workers: Vec<tokio::task::JoinHandle<WorkerResult>>, start: Inst
         errors,
         throughput,
         target_rate: None,
+        load_average: std::fs::read_to_string("/proc/loadavg")
+            .ok()
+            .and_then(|s| s.split_whitespace().next().map(str::to_string))
+            .unwrap_or_default(),
     }
 }
 
@@ -355,6 +361,7 @@ mod tests {
             errors: 0,
             throughput: 0.0,
             target_rate: None,
+            load_average: String::new(),
         };
         assert_eq!(o.quantile(0.5), Duration::from_nanos(500));
         assert_eq!(o.quantile(0.99), Duration::from_nanos(990));
