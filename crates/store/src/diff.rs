@@ -333,6 +333,9 @@ pub(crate) struct MembershipPlan<'a> {
     pub duplicates: usize,
 }
 
+/// The membership plan from a map of the stored keys: the reference the merge
+/// ([`MembershipMerge`]) is tested against.
+#[cfg(test)]
 pub(crate) fn plan_memberships<'a>(
     rows: &'a [Membership],
     stored: &HashMap<(String, String), bool>,
@@ -370,6 +373,98 @@ pub(crate) fn plan_memberships<'a>(
         .collect();
     plan.removed.sort_unstable();
     plan
+}
+
+/// The membership key, in the order the store reads its rows back (`ORDER BY group_id,
+/// user_id`: both backends compare the bytes, as `str` does).
+fn membership_key(m: &Membership) -> (&str, &str) {
+    (m.group_id.as_str(), m.user_id.as_str())
+}
+
+/// The plan for memberships as a merge: the snapshot's memberships sorted by key, against the
+/// stored ones read in the same order, one pass over each and no map of either. This is the
+/// part of a harvest's commit that is proportional to the firm rather than to the change, so it
+/// is kept to a comparison of two sorted lists. `fresh` comes out in key order.
+pub(crate) struct MembershipMerge<'a> {
+    rows: Vec<&'a Membership>,
+    next: usize,
+    /// The previous stored key, to refuse a read that is not in order.
+    last: (String, String),
+    started: bool,
+    plan: MembershipPlan<'a>,
+}
+
+impl<'a> MembershipMerge<'a> {
+    pub(crate) fn new(rows: &'a [Membership]) -> Self {
+        let mut sorted: Vec<&Membership> = rows.iter().collect();
+        // The harvester hands them over sorted; a stable sort keeps the first of a repeated key
+        // first otherwise.
+        if !sorted
+            .windows(2)
+            .all(|w| membership_key(w[0]) <= membership_key(w[1]))
+        {
+            sorted.sort_by(|a, b| membership_key(a).cmp(&membership_key(b)));
+        }
+        let before = sorted.len();
+        sorted.dedup_by(|later, kept| membership_key(later) == membership_key(kept));
+        MembershipMerge {
+            plan: MembershipPlan {
+                fresh: Vec::new(),
+                readded: Vec::new(),
+                removed: Vec::new(),
+                present_after: sorted.len(),
+                duplicates: before - sorted.len(),
+            },
+            rows: sorted,
+            next: 0,
+            last: (String::new(), String::new()),
+            started: false,
+        }
+    }
+
+    /// The next stored membership. Keys must come in strictly ascending order; `false` (and
+    /// nothing planned from it) when one does not.
+    pub(crate) fn stored(&mut self, group_id: &str, user_id: &str, present: bool) -> bool {
+        let key = (group_id, user_id);
+        if self.started && (self.last.0.as_str(), self.last.1.as_str()) >= key {
+            return false;
+        }
+        self.started = true;
+        self.last.0.clear();
+        self.last.0.push_str(group_id);
+        self.last.1.clear();
+        self.last.1.push_str(user_id);
+        while let Some(m) = self.rows.get(self.next).copied() {
+            match membership_key(m).cmp(&key) {
+                std::cmp::Ordering::Less => {
+                    self.plan.fresh.push(m);
+                    self.next += 1;
+                }
+                std::cmp::Ordering::Equal => {
+                    if !present {
+                        self.plan.readded.push(m);
+                    }
+                    self.next += 1;
+                    return true;
+                }
+                std::cmp::Ordering::Greater => break,
+            }
+        }
+        if present {
+            self.plan
+                .removed
+                .push((group_id.to_owned(), user_id.to_owned()));
+        }
+        true
+    }
+
+    /// The plan, once every stored membership has been seen.
+    pub(crate) fn finish(mut self) -> MembershipPlan<'a> {
+        self.plan
+            .fresh
+            .extend(self.rows.get(self.next..).unwrap_or_default());
+        self.plan
+    }
 }
 
 pub(crate) fn membership_changes(plan: &MembershipPlan<'_>, out: &mut Vec<NewChange>) {
@@ -629,5 +724,59 @@ mod tests {
         assert_eq!(plan.removed, [("h".to_owned(), "z".to_owned())]);
         assert_eq!(plan.duplicates, 1);
         assert_eq!(plan.present_after, 3);
+
+        // The merge gives the same plan from the stored rows in key order.
+        let mut stored: Vec<(&(String, String), &bool)> = index.iter().collect();
+        stored.sort();
+        let mut merge = MembershipMerge::new(&rows);
+        for ((g, u), present) in stored {
+            assert!(merge.stored(g, u, *present));
+        }
+        let merged = merge.finish();
+        assert_eq!(merged.fresh.len(), 1);
+        assert_eq!(merged.fresh[0].user_id, "a");
+        assert_eq!(merged.readded[0].user_id, "c");
+        assert_eq!(merged.removed, [("h".to_owned(), "z".to_owned())]);
+        assert_eq!(merged.duplicates, 1);
+        assert_eq!(merged.present_after, 3);
+    }
+
+    #[test]
+    fn the_membership_merge_handles_ends_and_refuses_disorder() {
+        let m = |g: &str, u: &str| Membership {
+            database: "db".into(),
+            group_id: g.into(),
+            user_id: u.into(),
+        };
+        // Unsorted input; stored rows before, between and after the snapshot's.
+        let rows = vec![m("g", "c"), m("a", "a"), m("z", "z")];
+        let mut merge = MembershipMerge::new(&rows);
+        assert!(merge.stored("a", "0", true));
+        assert!(merge.stored("a", "a", true));
+        assert!(merge.stored("g", "b", false));
+        assert!(merge.stored("g", "d", true));
+        let plan = merge.finish();
+        let fresh: Vec<(&str, &str)> = plan
+            .fresh
+            .iter()
+            .map(|m| (m.group_id.as_str(), m.user_id.as_str()))
+            .collect();
+        assert_eq!(fresh, [("g", "c"), ("z", "z")], "in key order");
+        assert!(plan.readded.is_empty());
+        assert_eq!(
+            plan.removed,
+            [
+                ("a".to_owned(), "0".to_owned()),
+                ("g".to_owned(), "d".to_owned())
+            ]
+        );
+        // A stored key out of order is refused.
+        let mut merge = MembershipMerge::new(&rows);
+        assert!(merge.stored("g", "x", true));
+        assert!(!merge.stored("a", "a", true));
+        assert!(
+            !merge.stored("g", "x", true),
+            "repeats are out of order too"
+        );
     }
 }
