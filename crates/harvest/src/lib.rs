@@ -240,7 +240,17 @@ impl<D: Directory + 'static> Harvester<D> {
         let results = futures::future::join_all(crawls).await;
         let mut databases = Vec::with_capacity(results.len());
         for r in results {
-            databases.push(r?);
+            match r {
+                Ok(db) => databases.push(db),
+                Err(e) => {
+                    // Close the run even so (best effort: the store may be what failed), so it
+                    // does not look under way and hold back readers waiting for whole harvests.
+                    if let Err(finish) = self.store.finish_run(run_id).await {
+                        warn!(error = %finish, run_id, "could not close the failed run");
+                    }
+                    return Err(e);
+                }
+            }
         }
         self.store.finish_run(run_id).await?;
         let report = HarvestReport {

@@ -55,6 +55,12 @@ impl Reloader {
         if *loaded == Some(now) || !now.any_complete() {
             return Ok(false);
         }
+        // A harvest commits database by database: never publish half of one. Its end is
+        // announced (and the periodic check comes round), so the whole of it loads then.
+        if self.store().harvest_in_progress().await? {
+            debug!("a harvest is under way; loading its state when it ends");
+            return Ok(false);
+        }
         let stats = api::reload(&self.state).await?;
         debug!(?stats, "graph reloaded from the store");
         *loaded = Some(now);

@@ -8,8 +8,12 @@
 //! - **State changes** ([`Store::state_changes`]): every transaction that changes what a graph is
 //!   built from (a database's committed crawl, an override added or removed) sends
 //!   `NOTIFY idgraph_state` on PostgreSQL inside the transaction, so the notification goes out
-//!   exactly when it commits and never for a rollback. Notifications sent while a listener's
-//!   connection is down are lost; [`Store::state_generation`] is the check that catches up.
+//!   exactly when it commits and never for a rollback. A harvest run's end (finished or
+//!   abandoned) is announced the same way. Notifications sent while a listener's connection is
+//!   down are lost; [`Store::state_generation`] is the check that catches up.
+//! - **Whole harvests only** ([`Store::harvest_in_progress`]): a harvest commits database by
+//!   database, so a process that loads the store while another one harvests would publish half
+//!   of that harvest. Readers ask first and wait for the run's end.
 
 use sqlx::postgres::PgListener;
 use sqlx::{Connection, PgConnection};
@@ -20,8 +24,12 @@ use crate::sql::Tx;
 use crate::{on_pool, Pool, Store, LOCK_HARVEST_LEADER, LOCK_NAMESPACE};
 
 /// The PostgreSQL channel that state changes are announced on; the payload names what changed
-/// (`commit:DATABASE`, `override`).
+/// (`commit:DATABASE`, `override`, `run-finished`).
 pub const STATE_CHANNEL: &str = "idgraph_state";
+
+/// A `running` run older than this no longer holds readers back (see
+/// [`Store::harvest_in_progress`]).
+pub const RUN_IN_PROGRESS_AT_MOST: std::time::Duration = std::time::Duration::from_secs(3600);
 
 /// A fingerprint of the state a graph is built from: it differs whenever a database's crawl has
 /// been committed or an override added or removed since it was taken. Compare two for equality;
@@ -147,6 +155,52 @@ impl Store {
         let mut listener = PgListener::connect_with(pool).await?;
         listener.listen(STATE_CHANNEL).await?;
         Ok(Some(StateChanges { listener }))
+    }
+
+    /// Whether a harvest run is under way in some live process (this one included): a run still
+    /// `running` whose owner is alive (PostgreSQL: its owner's advisory lock is held) and that
+    /// started less than [`RUN_IN_PROGRESS_AT_MOST`] ago. SQLite cannot tell a live owner from
+    /// a dead one, so there every recent `running` run counts; the age bound keeps a run left
+    /// behind by a killed process from holding readers back for long.
+    pub async fn harvest_in_progress(&self) -> Result<bool> {
+        let since = crate::now_ms() - RUN_IN_PROGRESS_AT_MOST.as_millis() as i64;
+        let sql = "SELECT DISTINCT owner FROM runs WHERE status = 'running' AND started_at > $1";
+        match &self.inner.pool {
+            Pool::Sqlite(p) => {
+                let owners: Vec<i64> = sqlx::query_scalar(sql).bind(since).fetch_all(p).await?;
+                Ok(!owners.is_empty())
+            }
+            Pool::Postgres(p) => {
+                let mut tx = p.begin().await?;
+                let owners: Vec<i64> = sqlx::query_scalar(sql)
+                    .bind(since)
+                    .fetch_all(&mut *tx)
+                    .await?;
+                let mut live = false;
+                for owner in owners {
+                    if owner == i64::from(self.inner.owner) {
+                        live = true;
+                        break;
+                    }
+                    let Ok(key) = i32::try_from(owner) else {
+                        continue;
+                    };
+                    // Taken (and released at the end of this transaction) only when nobody holds
+                    // it: then the owner is gone.
+                    let gone: bool = sqlx::query_scalar("SELECT pg_try_advisory_xact_lock($1, $2)")
+                        .bind(LOCK_NAMESPACE)
+                        .bind(key)
+                        .fetch_one(&mut *tx)
+                        .await?;
+                    if !gone {
+                        live = true;
+                        break;
+                    }
+                }
+                tx.rollback().await?;
+                Ok(live)
+            }
+        }
     }
 
     /// The current [`StateGeneration`]: three small aggregate queries in one statement.

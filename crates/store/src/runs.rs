@@ -190,6 +190,7 @@ impl Store {
             .rows_affected(),
         };
         if abandoned > 0 {
+            crate::replica::notify_state_change(&mut tx, "run-finished").await?;
             warn!(
                 abandoned,
                 "marked runs left running by a stopped process as abandoned"
@@ -227,6 +228,9 @@ impl Store {
             .await?
             .rows_affected()
         });
+        if n > 0 {
+            crate::replica::notify_state_change(&mut tx, "run-finished").await?;
+        }
         tx.commit().await?;
         Ok(n)
     }
@@ -325,6 +329,8 @@ impl Store {
                 .await?
                 .rows_affected()
         });
+        // Readers that held back while the run was under way load it whole now.
+        crate::replica::notify_state_change(&mut tx, "run-finished").await?;
         tx.commit().await
     }
 

@@ -107,7 +107,13 @@ async fn state_changes_are_announced_when_committed(ctx: Ctx) {
     }
     let g2 = ctx.store.state_generation().await.expect("generation");
     assert_ne!(g2, g1);
+    // The writer's run is still under way: a reader holds back from publishing half of it.
+    assert!(ctx.store.harvest_in_progress().await.expect("in progress"));
     writer.finish_run(run).await.expect("finish");
+    if let Some(c) = changes.as_mut() {
+        assert_eq!(next_payload(c).await, "run-finished");
+    }
+    assert!(!ctx.store.harvest_in_progress().await.expect("in progress"));
 
     // Overrides: added, added again (no change), removed.
     let (a, b) = (AccountKey::new("db1", "u1"), AccountKey::new("db1", "u2"));
