@@ -176,7 +176,7 @@ async fn run_on(args: &Args, binary: &Path, database_url: &str) -> anyhow::Resul
     let dir = tempfile::tempdir()?;
     let key = random_key();
     let mut runs = Vec::new();
-    for cache in [Cache::Off, Cache::Default] {
+    for cache in [Cache::Off, Cache::On] {
         let t = Instant::now();
         let server = Server::start(binary, database_url, &key, &aliases, cache, dir.path()).await?;
         setup.row([
@@ -214,18 +214,18 @@ const CACHE_MB: usize = 1024;
 /// Whether the served API caches responses.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Cache {
-    /// `IDGRAPH_RESPONSE_CACHE_MB=0`: every request runs GraphQL.
+    /// `IDGRAPH_RESPONSE_CACHE_MB=0`: every request is answered anew.
     Off,
     /// On, sized to hold every answer the runs ask for ([`CACHE_MB`]), and warmed with every
     /// request the runs will send.
-    Default,
+    On,
 }
 
 impl Cache {
     fn label(self) -> &'static str {
         match self {
             Cache::Off => "cache off",
-            Cache::Default => "cache on (1024 MB), warm",
+            Cache::On => "cache on (1024 MB), warm",
         }
     }
 }
@@ -280,7 +280,7 @@ async fn measure_graph(
         ),
         valid: valid_graphql,
     };
-    if cache == Cache::Default {
+    if cache == Cache::On {
         // Warm: every request the runs can send, once, so that the figures are of a warm cache.
         let t = Instant::now();
         let a = loadgen::each_once(&person, args.max_connections).await;
@@ -494,7 +494,7 @@ fn report(args: &Args, runs: &[GraphRun], sql: &SqlRuns) -> Vec<Figure> {
                 run.cache.label()
             );
         }
-        if let (Cache::Default, Some((hits, stores))) = (run.cache, run.cache_counts) {
+        if let (Cache::On, Some((hits, stores))) = (run.cache, run.cache_counts) {
             println!(
                 "response cache ({}): {hits} hits, {stores} answers stored (warm-up included); \
                  {:.1}% of cacheable requests were hits",
@@ -914,7 +914,7 @@ impl Server {
             "IDGRAPH_RESPONSE_CACHE_MB",
             match cache {
                 Cache::Off => "0".to_string(),
-                Cache::Default => CACHE_MB.to_string(),
+                Cache::On => CACHE_MB.to_string(),
             },
         );
         let mut child = command.spawn().context("starting idgraph serve")?;
