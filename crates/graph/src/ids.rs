@@ -41,10 +41,12 @@ pub(crate) struct Assigned {
     pub next_seq: i64,
 }
 
-/// Assigns ids to `clusters` (each a list of account indexes, clusters in canonical order),
-/// where `key(i)` is account `i`'s `(database, user id)`.
+/// Assigns ids to clusters, given as a CSR (cluster `c`'s account indexes are
+/// `accounts[offsets[c]..offsets[c + 1]]`, clusters in canonical order), where `key(i)` is
+/// account `i`'s `(database, user id)`.
 pub(crate) fn assign<'k>(
-    clusters: &[Vec<u32>],
+    offsets: &[u32],
+    accounts: &[u32],
     key: impl Fn(u32) -> (&'k str, &'k str),
     previous: &PersonIds,
 ) -> Assigned {
@@ -53,7 +55,7 @@ pub(crate) fn assign<'k>(
         .iter()
         .map(|(a, b)| (a.as_str(), b.as_str()))
         .collect();
-    let mut seq_of: HashMap<&str, i64> = previous
+    let seq_of: HashMap<&str, i64> = previous
         .created
         .iter()
         .map(|(id, seq)| (id.as_str(), *seq))
@@ -65,10 +67,11 @@ pub(crate) fn assign<'k>(
         .collect();
 
     // For every old id: how many of its accounts each cluster holds.
+    let n_clusters = offsets.len().saturating_sub(1);
     let mut counts: HashMap<&str, Vec<(usize, u32)>> = HashMap::new();
-    for (c, accounts) in clusters.iter().enumerate() {
+    for c in (0..n_clusters).filter(|_| !prev_by_account.is_empty()) {
         let mut local: HashMap<&str, u32> = HashMap::new();
-        for &a in accounts {
+        for &a in &accounts[offsets[c] as usize..offsets[c + 1] as usize] {
             if let Some(old) = prev_by_account.get(&key(a)) {
                 *local.entry(resolve_static(&alias_of, old)).or_default() += 1;
             }
@@ -78,7 +81,7 @@ pub(crate) fn assign<'k>(
         }
     }
     // Each old id goes to the cluster that holds most of its accounts.
-    let mut claims: Vec<Vec<&str>> = vec![Vec::new(); clusters.len()];
+    let mut claims: Vec<Vec<&str>> = vec![Vec::new(); n_clusters];
     for (old, holders) in &counts {
         if let Some(&(best, _)) = holders
             .iter()
@@ -103,7 +106,7 @@ pub(crate) fn assign<'k>(
             .unwrap_or(1),
     );
     next_seq = next_seq.max(1);
-    let mut ids = Vec::with_capacity(clusters.len());
+    let mut ids = Vec::with_capacity(n_clusters);
     let mut new_aliases: Vec<(String, String)> = Vec::new();
     for claimed in &mut claims {
         if claimed.is_empty() {
@@ -121,13 +124,16 @@ pub(crate) fn assign<'k>(
         ids.push((survivor.to_string(), s));
     }
     // Ids that were handed out must stay unique even if a stored id had no parsable sequence.
-    for (id, s) in &ids {
-        seq_of.insert(id.as_str(), *s);
+    for (_, s) in &ids {
         if *s != i64::MAX && *s >= next_seq {
             next_seq = s + 1;
         }
     }
-    let current: HashMap<&str, ()> = ids.iter().map(|(id, _)| (id.as_str(), ())).collect();
+    let current: HashMap<&str, ()> = if previous.aliases.is_empty() {
+        HashMap::new()
+    } else {
+        ids.iter().map(|(id, _)| (id.as_str(), ())).collect()
+    };
     let new_alias_of: HashMap<&str, &str> = new_aliases
         .iter()
         .map(|(a, b)| (a.as_str(), b.as_str()))

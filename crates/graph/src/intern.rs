@@ -71,6 +71,76 @@ impl Interner {
         Sym(id)
     }
 
+    /// The hash [`Interner::intern_hashed`] expects for `s`; it can be computed on another
+    /// thread with a copy of [`Interner::hasher`].
+    pub fn hasher(&self) -> DefaultHashBuilder {
+        self.hasher
+    }
+
+    /// Interns `s` whose hash under [`Interner::hasher`] is `hash`.
+    pub fn intern_hashed(&mut self, s: &str, hash: u64) -> Sym {
+        let Self {
+            arena,
+            ends,
+            table,
+            hasher,
+        } = self;
+        if let Some(id) = table.find(hash, |id: &u32| slice(arena, ends, *id) == s) {
+            return Sym(*id);
+        }
+        let id = ends.len() as u32;
+        arena.push_str(s);
+        ends.push(arena.len() as u32);
+        table.insert_unique(hash, id, |id| hasher.hash_one(slice(arena, ends, *id)));
+        Sym(id)
+    }
+
+    /// Stores `s` without deduplicating it: for values that are nearly all distinct (user ids,
+    /// emails, display names), where the dedupe table would cost more than it saves. Such a
+    /// symbol is not found by [`Interner::lookup`].
+    pub fn push(&mut self, s: &str) -> Sym {
+        let id = self.ends.len() as u32;
+        self.arena.push_str(s);
+        self.ends.push(self.arena.len() as u32);
+        Sym(id)
+    }
+
+    /// Appends strings stored elsewhere (an arena and its end offsets, as in this type) without
+    /// deduplicating them; string `i` of the chunk becomes symbol `base + i`, `base` returned.
+    pub fn append_chunk(&mut self, arena: &str, ends: &[u32]) -> u32 {
+        let base = self.ends.len() as u32;
+        let offset = self.arena.len() as u32;
+        self.arena.push_str(arena);
+        self.ends.extend(ends.iter().map(|e| e + offset));
+        base
+    }
+
+    /// [`Interner::append_chunk`], taking the buffers over instead of copying them when the
+    /// interner is still empty.
+    pub fn adopt(&mut self, arena: String, ends: Vec<u32>) -> u32 {
+        if self.ends.is_empty() && self.table.is_empty() {
+            self.arena = arena;
+            self.ends = ends;
+            0
+        } else {
+            self.append_chunk(&arena, &ends)
+        }
+    }
+
+    /// Makes room for `strings` more strings of `bytes` bytes in all, `deduped` of them in the
+    /// dedupe table.
+    pub fn reserve(&mut self, strings: usize, bytes: usize, deduped: usize) {
+        self.arena.reserve(bytes);
+        self.ends.reserve(strings);
+        let Self {
+            arena,
+            ends,
+            table,
+            hasher,
+        } = self;
+        table.reserve(deduped, |id| hasher.hash_one(slice(arena, ends, *id)));
+    }
+
     pub fn intern_opt(&mut self, s: Option<&str>) -> Sym {
         match s {
             Some(s) => self.intern(s),
@@ -91,9 +161,14 @@ impl Interner {
         self.arena.capacity() + self.ends.capacity() * 4 + self.table.capacity() * 5
     }
 
+    /// Gives back spare capacity. The dedupe table is only rebuilt when it is mostly empty
+    /// (rebuilding rehashes every entry).
     pub fn shrink_to_fit(&mut self) {
         self.arena.shrink_to_fit();
         self.ends.shrink_to_fit();
+        if self.table.capacity() <= 4 * self.table.len() + 64 {
+            return;
+        }
         let Self {
             arena,
             ends,

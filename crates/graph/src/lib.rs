@@ -14,6 +14,7 @@ pub mod access;
 mod build;
 pub mod ids;
 mod intern;
+pub mod memory;
 pub mod normalize;
 pub mod synthetic;
 
@@ -50,9 +51,68 @@ pub struct Input {
     pub previous: PersonIds,
 }
 
+/// [`Input`] with memberships given as indexes instead of strings: the compact form for large
+/// firms. Everything but `memberships` is as in [`Input`].
+#[derive(Debug, Clone, Default)]
+pub struct IndexedInput {
+    pub accounts: Vec<model::Account>,
+    pub groups: Vec<model::Group>,
+    /// `(account, group)`: indexes into `accounts` and `groups` as given (before any sorting
+    /// the resolver does). Any order; duplicates count once; a pair naming an index out of
+    /// range is dropped, as a string membership naming an unknown account or group is.
+    /// Sorted by `(group, account)` with `accounts` and `groups` in key order (the store's
+    /// order) is the fastest.
+    pub memberships: Vec<(u32, u32)>,
+    pub workspaces: Vec<model::Workspace>,
+    pub workspace_entries: Vec<model::WorkspaceEntry>,
+    pub overrides: Vec<model::Override>,
+    /// The previous assignment, for stable person ids.
+    pub previous: PersonIds,
+}
+
+impl From<IndexedInput> for Input {
+    /// The string-keyed form of the same input (pairs out of range are dropped).
+    fn from(i: IndexedInput) -> Self {
+        let memberships = i
+            .memberships
+            .iter()
+            .filter_map(|&(a, g)| {
+                let (a, g) = (i.accounts.get(a as usize)?, i.groups.get(g as usize)?);
+                (a.database == g.database).then(|| model::Membership {
+                    database: a.database.clone(),
+                    group_id: g.group_id.clone(),
+                    user_id: a.user_id.clone(),
+                })
+            })
+            .collect();
+        Input {
+            accounts: i.accounts,
+            groups: i.groups,
+            memberships,
+            workspaces: i.workspaces,
+            workspace_entries: i.workspace_entries,
+            overrides: i.overrides,
+            previous: i.previous,
+        }
+    }
+}
+
 /// Resolves accounts into persons and builds the graph.
+///
+/// Uses two threads besides the caller's, which waits: the build runs on a thread of its own
+/// while another frees the input's strings once read, so that the two do not contend in the
+/// allocator (glibc gives each thread its own arena).
 pub fn resolve(input: Input, config: &ResolveConfig) -> Graph {
-    build::build(input, config)
+    on_own_thread(|| build::build(input, config))
+}
+
+/// [`resolve`] from the compact form; the same input gives the same graph either way.
+pub fn resolve_indexed(input: IndexedInput, config: &ResolveConfig) -> Graph {
+    on_own_thread(|| build::build_indexed(input, config, build::PhaseTimer::new()))
+}
+
+fn on_own_thread<T: Send>(f: impl FnOnce() -> T + Send) -> T {
+    std::thread::scope(|s| build::join(build::spawn_scoped(s, "resolve", f)))
 }
 
 /// Which key linked two accounts.

@@ -9,31 +9,48 @@ use unicode_normalization::UnicodeNormalization;
 
 /// Trim, Unicode compatibility normalization (NFKC) and full case folding.
 pub fn fold(s: &str) -> String {
+    let mut out = String::new();
+    fold_into(s, &mut out);
+    out
+}
+
+/// [`fold`] into a reused buffer (cleared first). ASCII input, the common case, takes a fast
+/// path that allocates nothing once `out` has grown.
+pub fn fold_into(s: &str, out: &mut String) {
+    out.clear();
     let s = s.trim();
     if s.is_ascii() {
-        return s.to_ascii_lowercase();
+        out.push_str(s);
+        out.make_ascii_lowercase();
+        return;
     }
     let nfkc: String = s.nfkc().collect();
-    let folded: String = caseless::default_case_fold_str(&nfkc).nfkc().collect();
+    out.extend(caseless::default_case_fold_str(&nfkc).nfkc());
     // Normalization can make whitespace at the ends (U+0385 becomes a space and marks).
-    match folded.trim() {
-        t if t.len() == folded.len() => folded,
-        t => t.to_string(),
+    if out.starts_with(char::is_whitespace) || out.ends_with(char::is_whitespace) {
+        *out = out.trim().to_string();
     }
 }
 
 /// A personal name folded for comparison: case folded, diacritics stripped, letters and digits
 /// only (`José` = `Jose`, `O'Brien` = `OBrien`, `Søren` = `Soren`).
 pub fn name_key(s: &str) -> String {
+    let mut out = String::new();
+    push_name_key(s, &mut out);
+    out
+}
+
+/// Appends [`name_key`] of `s` to `out`.
+pub fn push_name_key(s: &str, out: &mut String) {
     if s.is_ascii() {
-        return s
-            .chars()
-            .filter(char::is_ascii_alphanumeric)
-            .map(|c| c.to_ascii_lowercase())
-            .collect();
+        out.extend(
+            s.bytes()
+                .filter(u8::is_ascii_alphanumeric)
+                .map(|b| b.to_ascii_lowercase() as char),
+        );
+        return;
     }
     let folded = fold(s);
-    let mut out = String::with_capacity(folded.len());
     for c in folded.nfd() {
         if is_combining_mark(c) {
             continue;
@@ -50,28 +67,34 @@ pub fn name_key(s: &str) -> String {
             _ => {}
         }
     }
-    out
 }
 
 /// The comparison key of a last name: [`name_key`] of the whole name, followed (for a name of
 /// several parts, `Smith-Jones`, `van der Berg`) by `|` and the key of each part. `|` never
 /// occurs in a key, which holds letters and digits only.
 pub fn last_name_key(s: &str) -> String {
-    let mut out = name_key(s);
-    let parts: Vec<&str> = s
-        .split(|c: char| c.is_whitespace() || c == '-')
-        .filter(|p| !p.trim().is_empty())
-        .collect();
-    if parts.len() > 1 {
-        for part in parts {
-            let k = name_key(part);
-            if !k.is_empty() {
-                out.push('|');
-                out.push_str(&k);
+    let mut out = String::new();
+    push_last_name_key(s, &mut out);
+    out
+}
+
+/// Appends [`last_name_key`] of `s` to `out`.
+pub fn push_last_name_key(s: &str, out: &mut String) {
+    push_name_key(s, out);
+    let parts = || {
+        s.split(|c: char| c.is_whitespace() || c == '-')
+            .filter(|p| !p.trim().is_empty())
+    };
+    if parts().nth(1).is_some() {
+        for part in parts() {
+            let mark = out.len();
+            out.push('|');
+            push_name_key(part, out);
+            if out.len() == mark + 1 {
+                out.truncate(mark);
             }
         }
     }
-    out
 }
 
 /// Whether two people's names clearly disagree. Takes `(name_key(first), last_name_key(last))`.
@@ -84,11 +107,13 @@ pub fn last_name_key(s: &str) -> String {
 pub fn names_disagree(a: (&str, &str), b: (&str, &str)) -> bool {
     let (af, al) = a;
     let (bf, bl) = b;
-    let whole = |k: &str| k.split('|').next().unwrap_or("").to_string();
+    fn whole(k: &str) -> &str {
+        k.split('|').next().unwrap_or("")
+    }
     let (wa, wb) = (whole(al), whole(bl));
     if !wa.is_empty() && !wb.is_empty() && wa != wb {
         let is_part = |whole: &str, of: &str| of.split('|').skip(1).any(|p| p == whole);
-        if !is_part(&wa, bl) && !is_part(&wb, al) {
+        if !is_part(wa, bl) && !is_part(wb, al) {
             return true;
         }
     }
@@ -143,17 +168,31 @@ impl Normalizer {
     /// The comparable key of an email: folded, with the domain mapped through its aliases.
     /// `None` for an empty value or one without `@`.
     pub fn email_key(&self, raw: &str) -> Option<String> {
-        let s = fold(raw);
-        let (local, domain) = s.rsplit_once('@')?;
+        let mut out = String::new();
+        self.email_key_into(raw, &mut String::new(), &mut out)
+            .then_some(out)
+    }
+
+    /// [`Normalizer::email_key`] into `out` (cleared first), with `scratch` as working space;
+    /// `false` when there is no key. Allocates nothing once the buffers have grown.
+    pub fn email_key_into(&self, raw: &str, scratch: &mut String, out: &mut String) -> bool {
+        out.clear();
+        fold_into(raw, scratch);
+        let Some((local, domain)) = scratch.rsplit_once('@') else {
+            return false;
+        };
         if local.is_empty() || domain.is_empty() {
-            return None;
+            return false;
         }
         let domain = self
             .email_domains
             .get(domain)
             .map(String::as_str)
             .unwrap_or(domain);
-        Some(format!("{local}@{domain}"))
+        out.push_str(local);
+        out.push('@');
+        out.push_str(domain);
+        true
     }
 
     /// The comparable key of a login name.
@@ -167,16 +206,27 @@ impl Normalizer {
     ///   folded `user@domain`, so `CLIENT\\jdoe` and `jane@client.com` never meet the firm's
     ///   `jdoe` and `jane`.
     pub fn login_key(&self, raw: &str) -> Option<String> {
-        let s = fold(raw);
+        let mut out = String::new();
+        self.login_key_into(raw, &mut String::new(), &mut out)
+            .then_some(out)
+    }
+
+    /// [`Normalizer::login_key`] into `out` (cleared first), with `scratch` as working space;
+    /// `false` when there is no key. Allocates nothing once the buffers have grown.
+    pub fn login_key_into(&self, raw: &str, scratch: &mut String, out: &mut String) -> bool {
+        out.clear();
+        fold_into(raw, scratch);
+        let s = scratch.as_str();
         if s.is_empty() {
-            return None;
+            return false;
         }
         let (user, domain) = if let Some((domain, user)) = s.rsplit_once('\\') {
             (user, domain)
         } else if let Some((user, domain)) = s.rsplit_once('@') {
             (user, domain)
         } else {
-            return Some(s);
+            out.push_str(s);
+            return true;
         };
         // Whitespace around the separator is no part of either side (the whole was trimmed,
         // its parts must be too, or a key would not key to itself).
@@ -184,20 +234,29 @@ impl Normalizer {
         // A login with more than one domain separator is no form iManage uses, and guessing
         // which part is the domain would make a key that does not key to itself: kept whole.
         if user.contains(['\\', '@']) || domain.contains(['\\', '@']) {
-            return Some(s.clone());
+            out.push_str(s);
+            return true;
         }
         if user.is_empty() {
-            return None;
+            return false;
         }
+        out.push_str(user);
         if domain.is_empty() {
-            return Some(user.to_string());
+            return true;
         }
         match self.login_domains.get(domain) {
-            Some(canonical) if Some(canonical) == self.home.as_ref() => Some(user.to_string()),
-            Some(canonical) => Some(format!("{user}@{canonical}")),
-            None if self.email_domains.contains_key(domain) => Some(user.to_string()),
-            None => Some(format!("{user}@{domain}")),
+            Some(canonical) if Some(canonical) == self.home.as_ref() => {}
+            Some(canonical) => {
+                out.push('@');
+                out.push_str(canonical);
+            }
+            None if self.email_domains.contains_key(domain) => {}
+            None => {
+                out.push('@');
+                out.push_str(domain);
+            }
         }
+        true
     }
 }
 

@@ -1,0 +1,77 @@
+//! The process's resident memory: reading it, and handing freed heap back to the system.
+//!
+//! Freeing a large resolver input (millions of small strings) leaves glibc's heap holding the
+//! freed pages, so the resident set stays high long after the input is gone.
+//! [`release_free_memory`] asks glibc to return them (`malloc_trim(0)`). It is the crate's one
+//! use of `unsafe` (a foreign call with no pointer arguments), the documented exception to the
+//! workspace's `unsafe_code` rule (see this crate's `Cargo.toml`).
+
+/// The resident set size of this process in bytes (`VmRSS` of `/proc/self/status`), or `None`
+/// where that file does not exist (not Linux).
+pub fn resident_bytes() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let kb: u64 = status
+        .lines()
+        .find(|l| l.starts_with("VmRSS:"))?
+        .split_whitespace()
+        .nth(1)?
+        .parse()
+        .ok()?;
+    Some(kb * 1024)
+}
+
+/// CPU time (user and system) this process has used so far, in seconds, from
+/// `/proc/self/stat` (in the kernel's fixed `USER_HZ` of 100 ticks a second); `None` where that
+/// file does not exist.
+pub fn cpu_seconds() -> Option<f64> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    // The command name (field 2) is in parentheses and may hold spaces: count after it.
+    let rest = &stat[stat.rfind(')')? + 1..];
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    // Fields 14 and 15 (utime, stime) are the 12th and 13th after the name.
+    let utime: u64 = fields.get(11)?.parse().ok()?;
+    let stime: u64 = fields.get(12)?.parse().ok()?;
+    Some((utime + stime) as f64 / 100.0)
+}
+
+/// Returns the heap's free pages to the operating system. `true` when the allocator is glibc's
+/// and it released something; `false` otherwise (another platform or allocator: nothing done).
+pub fn release_free_memory() -> bool {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    {
+        glibc::trim()
+    }
+    #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+    {
+        false
+    }
+}
+
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+#[allow(unsafe_code)]
+mod glibc {
+    extern "C" {
+        /// glibc: releases free memory from the heap; returns 1 if any was released.
+        fn malloc_trim(pad: usize) -> std::ffi::c_int;
+    }
+
+    pub(super) fn trim() -> bool {
+        // SAFETY: `malloc_trim` takes a plain integer, only touches the allocator's own state
+        // under the allocator's locks, and is safe to call at any time from any thread.
+        unsafe { malloc_trim(0) == 1 }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn trimming_is_safe_and_resident_memory_is_read() {
+        let before = super::resident_bytes();
+        #[cfg(target_os = "linux")]
+        assert!(before.is_some_and(|b| b > 0));
+        let big: Vec<String> = (0..100_000).map(|i| format!("string number {i}")).collect();
+        drop(big);
+        super::release_free_memory();
+        assert!(super::resident_bytes().is_some() == before.is_some());
+    }
+}
