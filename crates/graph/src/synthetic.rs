@@ -31,8 +31,8 @@ pub fn synthetic_input(accounts: usize, memberships: usize, databases: usize, se
 
 /// Builds the input with memberships as index pairs: `accounts` accounts in `databases`
 /// databases (in key order, as the store delivers them), about one group per 70 accounts per
-/// database, and exactly `memberships` distinct memberships (fewer only if the groups cannot
-/// hold that many), each joining an account to a group of its own database, sorted by group
+/// database, and exactly `memberships` distinct memberships (at most half of the possible
+/// account-group pairs within each database), each joining an account to a group of its own database, sorted by group
 /// and then account. The same arguments give the same input.
 pub fn synthetic_indexed_input(
     accounts: usize,
@@ -101,7 +101,8 @@ pub fn synthetic_indexed_input(
     let capacity = (0..databases)
         .map(|d| account_db.iter().filter(|&&x| x == d).count() * per_db)
         .sum::<usize>();
-    let wanted = memberships.min(capacity);
+    // Random draws fill at most half of the possible pairs quickly; more would take long.
+    let wanted = memberships.min(capacity / 2);
     while members.len() < wanted {
         for _ in members.len()..wanted {
             let a = rng.below(out.len() as u64) as usize;

@@ -72,7 +72,7 @@ fn permutation(n: usize, seed: u64) -> Vec<usize> {
 }
 
 fn firm() -> IndexedInput {
-    synthetic_indexed_input(1_500, 8_000, 3, 7)
+    synthetic_indexed_input(1_500, 5_000, 3, 7)
 }
 
 #[test]
@@ -82,7 +82,7 @@ fn the_indexed_and_string_forms_give_the_same_graph() {
     assert_eq!(strings.memberships.len(), indexed.memberships.len());
     let a = graph::resolve_indexed(indexed, &config());
     let b = graph::resolve(strings, &config());
-    assert!(a.stats().persons > 500 && a.stats().memberships == 8_000);
+    assert!(a.stats().persons > 500 && a.stats().memberships == 5_000);
     assert_eq!(fingerprint(&a), fingerprint(&b));
 }
 
