@@ -33,6 +33,9 @@ enum Command {
     Resolve(resolve::Args),
     /// `person(login:)` and a listing query under fixed-rate load, beside a plain-SQL baseline.
     Query(query::Args),
+    /// One resolve run in this process (the resolve section starts it in a child process).
+    #[command(hide = true)]
+    ResolveChild(resolve::ChildArgs),
 }
 
 fn main() -> ExitCode {
@@ -44,6 +47,16 @@ fn main() -> ExitCode {
         .with_writer(std::io::stderr)
         .init();
     let cli = Cli::parse();
+    if let Command::ResolveChild(args) = &cli.command {
+        // No runtime and nothing else in this process: its resident set is the graph's.
+        return match resolve::child(args) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("idgraph-bench resolve-child: {e:#}");
+                ExitCode::FAILURE
+            }
+        };
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -62,6 +75,7 @@ fn main() -> ExitCode {
             Command::Store(args) => figures.extend(store::run(&args).await?),
             Command::Resolve(args) => figures.extend(resolve::run(&args).await?),
             Command::Query(args) => figures.extend(query::run(&args).await?),
+            Command::ResolveChild(_) => unreachable!("handled before the runtime starts"),
         }
         report::print_goals(&figures);
         anyhow::Ok(figures)

@@ -128,7 +128,11 @@ pub fn print_goals(figures: &[Figure]) {
     }
     table.print("Goals");
     let missed = figures.iter().filter(|f| !f.met).count();
-    println!("\n{} of {} goals met", figures.len() - missed, figures.len());
+    println!(
+        "\n{} of {} goals met",
+        figures.len() - missed,
+        figures.len()
+    );
 }
 
 #[cfg(test)]
