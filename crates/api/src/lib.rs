@@ -92,5 +92,9 @@ pub async fn reload(state: &AppState) -> Result<GraphStats, Error> {
         duration_ms = elapsed.as_millis() as u64,
         "graph published"
     );
+    // The input rows (millions of small strings on a large firm) and, once the last request
+    // holding it ends, the previous graph are freed by now; hand the freed heap back to the
+    // system so a served process's resident size tracks the graph, not its loading.
+    tokio::task::spawn_blocking(graph::memory::release_free_memory);
     Ok(stats)
 }
