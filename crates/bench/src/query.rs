@@ -5,8 +5,9 @@
 //! real `idgraph serve` binary (`--no-harvest`, a reader key). The load generator
 //! ([`loadgen`]) sends the `person(login:)` query of the demo at fixed rates (open loop, latency
 //! from each request's due time), then as fast as it can (closed loop), and a listing query at a
-//! fixed rate. The server runs twice: with its response cache off, then with the cache at its
-//! default size and warmed, so the figures of both are printed side by side. Then the same
+//! fixed rate. The server runs twice: with its response cache off, then with a cache large enough
+//! for every answer asked for ([`CACHE_MB`]) and warmed, so the figures of both are printed side
+//! by side. Then the same
 //! question is answered by plain SQL over the same store ([`sql`]), served over HTTP by a small
 //! axum app, under the same load generator, and the medians are compared.
 
