@@ -4,6 +4,8 @@
 //! `api::execute` (async-graphql alone), and the JSON must be equal, errors included. (The
 //! fixture's firm is harvested without workspace security, so workspace grants are compared
 //! by `tests/e2e` style tests elsewhere only as null `workspace` fields here.)
+//!
+//! The last test checks the response cache across a graph swap.
 
 mod support;
 
@@ -128,4 +130,42 @@ fn ambiguous_login(f: &Fixture) -> String {
         .expect("the small firm has a shared login")
         .to_string();
     login
+}
+
+/// With the response cache on, an answer is never served from the cache of an older graph.
+#[tokio::test]
+async fn a_new_graph_starts_with_an_empty_response_cache() {
+    let f = Fixture::new(&support::small_spec(), Limits::default()).await;
+    api::reload(&f.state).await.unwrap();
+    let router = api::router(f.state.clone());
+    let query = "{ graph { persons accounts } }";
+    let (_, before) = post(&router, Some(READER), query, json!({})).await;
+    let (_, again) = post(&router, Some(READER), query, json!({})).await;
+    assert_eq!(before, again);
+
+    // Publish a graph of the first database alone.
+    let mut input = graph::Input {
+        accounts: vec![],
+        groups: vec![],
+        memberships: vec![],
+        workspaces: vec![],
+        workspace_entries: vec![],
+        overrides: vec![],
+        previous: graph::PersonIds::default(),
+    };
+    let s = support::snapshot(&f.firm.databases[0]);
+    input.accounts.extend(s.accounts);
+    input.groups.extend(s.groups);
+    input.memberships.extend(s.memberships);
+    let smaller = graph::resolve(input, &support::resolve_config(&f.firm));
+    let accounts = smaller.stats().accounts;
+    f.state.publish(smaller, vec![]);
+
+    let (_, after) = post(&router, Some(READER), query, json!({})).await;
+    assert_eq!(
+        after["data"]["graph"]["accounts"],
+        json!(accounts),
+        "{after}"
+    );
+    assert_ne!(before, after);
 }
