@@ -1,9 +1,10 @@
 //! The HTTP app answers `person(...)` queries through a synchronous fast path and everything
 //! else through async-graphql. These tests hold the two to the same answers: every query here
 //! is sent through the router (fast path where it applies, response cache off) and through
-//! `api::execute` (async-graphql alone), and the JSON must be equal, errors included. (The
-//! fixture's firm is harvested without workspace security, so workspace grants are compared
-//! by `tests/e2e` style tests elsewhere only as null `workspace` fields here.)
+//! `api::execute` (async-graphql alone), and the JSON must be equal, errors included. The
+//! fixture's firm is committed without workspace security, so the grants compared here are group
+//! memberships and their `workspace` fields are null: the fast path's workspace fields are not
+//! exercised by these tests.
 //!
 //! The last test checks the response cache across a graph swap.
 
