@@ -2,9 +2,8 @@
 //! else through async-graphql. These tests hold the two to the same answers: every query here
 //! is sent through the router (fast path where it applies, response cache off) and through
 //! `api::execute` (async-graphql alone), and the JSON must be equal, errors included. The
-//! fixture's firm is committed without workspace security, so the grants compared here are group
-//! memberships and their `workspace` fields are null: the fast path's workspace fields are not
-//! exercised by these tests.
+//! fixture's store has no workspace security, so one test publishes a graph with the firm's
+//! workspaces to compare workspace grants too.
 //!
 //! The last test checks the response cache across a graph swap.
 
@@ -169,4 +168,63 @@ async fn a_new_graph_starts_with_an_empty_response_cache() {
         "{after}"
     );
     assert_ne!(before, after);
+}
+
+/// The same comparison over a graph with workspace security, so that workspace grants (their
+/// `workspace`, `via`, `path` and deciding group) are compared too.
+#[tokio::test]
+async fn workspace_grants_answer_as_async_graphql_does() {
+    let f = fixture().await;
+    let mut input = graph::Input {
+        accounts: vec![],
+        groups: vec![],
+        memberships: vec![],
+        workspaces: vec![],
+        workspace_entries: vec![],
+        overrides: vec![],
+        previous: graph::PersonIds::default(),
+    };
+    for db in &f.firm.databases {
+        let s = support::snapshot(db);
+        input.accounts.extend(s.accounts);
+        input.groups.extend(s.groups);
+        input.memberships.extend(s.memberships);
+        for ws in db.workspaces.values() {
+            input.workspaces.push(model::Workspace {
+                database: db.customer_id.clone(),
+                workspace_id: ws.id.clone(),
+                name: Some(ws.name.clone()),
+                default_security: same(json!(ws.default_security)),
+                raw: json!({}),
+            });
+            for e in &ws.security {
+                input.workspace_entries.push(model::WorkspaceEntry {
+                    database: db.customer_id.clone(),
+                    workspace_id: ws.id.clone(),
+                    principal_id: e.id.clone(),
+                    is_group: e.is_group,
+                    access: same(json!(e.access)),
+                });
+            }
+        }
+    }
+    assert!(
+        !input.workspaces.is_empty(),
+        "the small firm has workspaces"
+    );
+    let graph = graph::resolve(input, &support::resolve_config(&f.firm));
+    let ids: Vec<String> = graph.persons().map(|p| p.id().to_string()).collect();
+    f.state.publish(graph, vec![]);
+    let mut workspace_grants = 0;
+    for id in &ids {
+        let answer = assert_same(&f, EVERYTHING, json!({ "id": id })).await;
+        let reach = answer["data"]["who"]["reach"].as_array().unwrap();
+        workspace_grants += reach.iter().filter(|g| !g["workspace"].is_null()).count();
+    }
+    assert!(workspace_grants > 0, "workspace grants were compared");
+}
+
+/// The simulator's and the model's enums serialize alike (snake_case): one into the other.
+fn same<T: serde::de::DeserializeOwned>(v: Value) -> T {
+    serde_json::from_value(v).unwrap()
 }
