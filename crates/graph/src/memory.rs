@@ -4,7 +4,7 @@
 //! freed pages, so the resident set stays high long after the input is gone.
 //! [`release_free_memory`] asks glibc to return them (`malloc_trim(0)`). It is the crate's one
 //! use of `unsafe` (a foreign call with no pointer arguments), the documented exception to the
-//! workspace's `unsafe_code` rule (see this crate's `Cargo.toml`).
+//! workspace's `unsafe_code` rule (see the root `Cargo.toml`).
 
 /// The resident set size of this process in bytes (`VmRSS` of `/proc/self/status`), or `None`
 /// where that file does not exist (not Linux).
