@@ -6,7 +6,7 @@ use futures::TryStreamExt;
 use model::{Account, DatabaseSnapshot, Group, Workspace};
 use tracing::{debug, warn};
 
-use crate::diff::{self, EntityPlan, Hashed, NewChange, Stored, StoredEntry};
+use crate::diff::{self, EntityPlan, Hashed, NewChange, StoredEntry};
 use crate::error::{Error, Result};
 use crate::read::{self, AccountRow, GroupRow, WorkspaceRow};
 use crate::sql::{on_tx, Mode, Tx, Val};
@@ -21,6 +21,8 @@ pub(crate) struct DatabaseRow {
     pub last_complete_at: Option<i64>,
     pub has_workspaces: bool,
     pub has_workspace_entries: bool,
+    /// Whether `member_sets` holds every present member of this database (see the migration).
+    pub member_sets: bool,
 }
 
 /// An account ready to be written: the JSON columns serialized once.
@@ -185,7 +187,8 @@ pub(crate) async fn ensure_run(tx: &mut Tx, run: RunId) -> Result<()> {
 pub(crate) async fn lock_database(tx: &mut Tx, db: &str, now: i64) -> Result<DatabaseRow> {
     let lock = if tx.is_postgres() { " FOR UPDATE" } else { "" };
     let sql = format!(
-        "SELECT last_complete_at, has_workspaces, has_workspace_entries FROM databases \
+        "SELECT last_complete_at, has_workspaces, has_workspace_entries, member_sets \
+         FROM databases \
          WHERE database = $1{lock}"
     );
     let row = on_tx!(tx, c => {
@@ -197,7 +200,7 @@ pub(crate) async fn lock_database(tx: &mut Tx, db: &str, now: i64) -> Result<Dat
         .bind(now)
         .execute(&mut *c)
         .await?;
-        sqlx::query_as::<_, (Option<i64>, bool, bool)>(&sql)
+        sqlx::query_as::<_, (Option<i64>, bool, bool, bool)>(&sql)
             .bind(db)
             .fetch_one(&mut *c)
             .await?
@@ -206,26 +209,35 @@ pub(crate) async fn lock_database(tx: &mut Tx, db: &str, now: i64) -> Result<Dat
         last_complete_at: row.0,
         has_workspaces: row.1,
         has_workspace_entries: row.2,
+        member_sets: row.3,
     })
 }
 
-/// Keys and hashes of one hashed table's rows of one database: the single read a harvest makes
-/// of the stored state.
-async fn hashed_index(
+/// Plans one hashed table's rows of one database: the snapshot's rows against the stored keys
+/// and hashes, streamed in (the single read a harvest makes of a table it has not changed), with
+/// no copy of a stored key but those of removed rows.
+async fn plan_hashed<'a, T>(
     tx: &mut Tx,
     table: &'static str,
-    key: &'static str,
+    key_col: &'static str,
     db: &str,
-) -> Result<HashMap<String, Stored>> {
-    let sql = format!("SELECT {key}, hash, present FROM {table} WHERE database = $1");
-    let mut index = HashMap::new();
+    rows: &'a [T],
+    key: impl Fn(&'a T) -> &'a str,
+    hash: impl Fn(&T) -> i64,
+) -> Result<EntityPlan<'a, T>> {
+    use sqlx::Row;
+    let sql = format!("SELECT {key_col}, hash, present FROM {table} WHERE database = $1");
+    let mut merge = diff::EntityMerge::new(rows, key, hash);
     on_tx!(tx, c => {
-        let mut rows = sqlx::query_as::<_, (String, i64, bool)>(&sql).bind(db).fetch(c);
-        while let Some((k, hash, present)) = rows.try_next().await? {
-            index.insert(k, Stored { hash, present });
+        let mut stored = sqlx::query(&sql).bind(db).fetch(c);
+        while let Some(row) = stored.try_next().await? {
+            let k: &str = row.try_get(0)?;
+            let h: i64 = row.try_get(1)?;
+            let present: bool = row.try_get(2)?;
+            merge.stored(k, h, present);
         }
     });
-    Ok(index)
+    Ok(merge.finish())
 }
 
 /// Plans the memberships by merging the snapshot's with the stored ones, read in key order
@@ -233,10 +245,9 @@ async fn hashed_index(
 async fn plan_memberships<'a>(
     tx: &mut Tx,
     db: &str,
-    rows: &'a [model::Membership],
+    mut merge: diff::MembershipMerge<'a>,
 ) -> Result<diff::MembershipPlan<'a>> {
     use sqlx::Row;
-    let mut merge = diff::MembershipMerge::new(rows);
     on_tx!(tx, c => {
         let mut stored = sqlx::query(
             "SELECT group_id, user_id, present FROM memberships WHERE database = $1 \
@@ -273,6 +284,85 @@ async fn entry_index(tx: &mut Tx, db: &str) -> Result<HashMap<diff::EntryKey, St
         }
     });
     Ok(index)
+}
+
+/// The users whose stored member set differs from the snapshot's (by digest), or who are on
+/// only one side: every stored digest of the database is read, no membership.
+async fn changed_members(
+    tx: &mut Tx,
+    db: &str,
+    digests: &HashMap<&str, i64>,
+) -> Result<Vec<String>> {
+    use sqlx::Row;
+    let mut changed = Vec::new();
+    let mut same = std::collections::HashSet::with_capacity(digests.len());
+    on_tx!(tx, c => {
+        let mut rows = sqlx::query("SELECT user_id, digest FROM member_sets WHERE database = $1")
+            .bind(db)
+            .fetch(c);
+        while let Some(row) = rows.try_next().await? {
+            let user: &str = row.try_get(0)?;
+            let digest: i64 = row.try_get(1)?;
+            match digests.get_key_value(user) {
+                Some((u, d)) if *d == digest => {
+                    same.insert(*u);
+                }
+                _ => changed.push(user.to_owned()),
+            }
+        }
+    });
+    changed.extend(
+        digests
+            .keys()
+            .filter(|u| !same.contains(*u))
+            .map(|u| (*u).to_owned()),
+    );
+    changed.sort_unstable();
+    changed.dedup();
+    Ok(changed)
+}
+
+/// The stored present groups of `users` (each sorted; empty for a user with none).
+async fn stored_member_sets(
+    tx: &mut Tx,
+    db: &str,
+    users: Vec<String>,
+) -> Result<HashMap<String, Vec<String>>> {
+    let rows =
+        read::fetch_by_keys::<read::MemberSetRow>(tx, "member_sets", "user_id", db, &users).await?;
+    let mut sets: HashMap<String, Vec<String>> =
+        users.into_iter().map(|u| (u, Vec::new())).collect();
+    for r in rows {
+        let groups: Vec<String> = serde_json::from_str(&r.group_ids)
+            .map_err(|e| Error::corrupt("member_sets.group_ids", e))?;
+        sets.insert(r.user_id, groups);
+    }
+    Ok(sets)
+}
+
+/// A member set ready to be written.
+struct MemberSetWrite<'a> {
+    user_id: &'a str,
+    digest: i64,
+    group_ids: String,
+}
+
+impl<'a> MemberSetWrite<'a> {
+    fn new(user_id: &'a str, groups: &[&str], digest: i64) -> Self {
+        MemberSetWrite {
+            user_id,
+            digest,
+            group_ids: serde_json::to_string(groups).unwrap_or_else(|_| "[]".to_owned()),
+        }
+    }
+}
+
+fn fill_member_set<'a>(w: &'a MemberSetWrite<'_>, out: &mut Vec<Val<'a>>) {
+    out.extend([
+        Val::Text(Some(w.user_id)),
+        Val::Int(Some(w.digest)),
+        Val::Text(Some(&w.group_ids)),
+    ]);
 }
 
 fn suspect_ids<T>(plan: &EntityPlan<'_, T>, key: impl Fn(&T) -> &str) -> Vec<String> {
@@ -385,14 +475,16 @@ impl Store {
         let mut duplicates = 0;
 
         // Accounts.
-        let index = hashed_index(&mut tx, "accounts", "user_id", db).await?;
-        let plan = diff::plan_entities(
+        let plan = plan_hashed(
+            &mut tx,
+            "accounts",
+            "user_id",
+            db,
             &snapshot.accounts,
             |a| &a.user_id,
             crate::hash::account,
-            &index,
-        );
-        drop(index);
+        )
+        .await?;
         duplicates += plan.duplicates;
         let old: HashMap<String, Account> = read::fetch_by_keys::<AccountRow>(
             &mut tx,
@@ -456,14 +548,16 @@ impl Store {
         let account_count = plan.present_after;
 
         // Groups.
-        let index = hashed_index(&mut tx, "groups", "group_id", db).await?;
-        let plan = diff::plan_entities(
+        let plan = plan_hashed(
+            &mut tx,
+            "groups",
+            "group_id",
+            db,
             &snapshot.groups,
             |g| &g.group_id,
             crate::hash::group,
-            &index,
-        );
-        drop(index);
+        )
+        .await?;
         duplicates += plan.duplicates;
         let old: HashMap<String, Group> = read::fetch_by_keys::<GroupRow>(
             &mut tx,
@@ -509,7 +603,56 @@ impl Store {
         let group_count = plan.present_after;
 
         // Memberships.
-        let plan = plan_memberships(&mut tx, db, &snapshot.memberships).await?;
+        // Each user's present groups and their digest. Once a database's member sets are
+        // stored, only the users whose digest differs have their stored groups read: a harvest
+        // costs in proportion to the users whose memberships changed, not to the firm. Before
+        // (the first commit, or memberships stored before the member sets existed), every
+        // stored membership is read and merged, and the member sets are written whole.
+        let merge = diff::MembershipMerge::new(&snapshot.memberships);
+        let digests = diff::member_digests(merge.rows());
+        let (plan, sets, gone) = if before.member_sets {
+            let changed = changed_members(&mut tx, db, &digests).await?;
+            let stored = stored_member_sets(&mut tx, db, changed).await?;
+            let (plan, sets) = merge.plan_users(&stored);
+            let gone: Vec<String> = stored
+                .into_keys()
+                .filter(|u| !sets.contains_key(u.as_str()))
+                .collect();
+            (plan, sets, gone)
+        } else {
+            let sets = diff::member_sets(merge.rows());
+            let plan = plan_memberships(&mut tx, db, merge).await?;
+            on_tx!(&mut tx, c => {
+                sqlx::query("DELETE FROM member_sets WHERE database = $1")
+                    .bind(db)
+                    .execute(c)
+                    .await?
+                    .rows_affected()
+            });
+            (plan, sets, Vec::new())
+        };
+        let gone: Vec<Vec<&str>> = gone.iter().map(|u| vec![db, u.as_str()]).collect();
+        tx.delete_keys("member_sets", &["database", "user_id"], &gone)
+            .await?;
+        let mut set_writes: Vec<MemberSetWrite<'_>> = sets
+            .iter()
+            .map(|(u, groups)| MemberSetWrite::new(u, groups, digests[u]))
+            .collect();
+        set_writes.sort_unstable_by(|a, b| a.user_id.cmp(b.user_id));
+        let mode = if before.member_sets {
+            Mode::Upsert
+        } else {
+            Mode::Fresh
+        };
+        tx.write_rows(
+            &tables::MEMBER_SETS,
+            &shared,
+            &set_writes,
+            mode,
+            fill_member_set,
+        )
+        .await?;
+        drop(set_writes);
         duplicates += plan.duplicates;
         diff::membership_changes(&plan, &mut changes);
         counts.memberships_added = count(plan.fresh.len() + plan.readded.len());
@@ -553,14 +696,16 @@ impl Store {
         if let Some(workspaces) = &snapshot.workspaces {
             let log_here = log && before.has_workspaces;
             let mut local = Vec::new();
-            let index = hashed_index(&mut tx, "workspaces", "workspace_id", db).await?;
-            let plan = diff::plan_entities(
+            let plan = plan_hashed(
+                &mut tx,
+                "workspaces",
+                "workspace_id",
+                db,
                 workspaces,
                 |w| &w.workspace_id,
                 crate::hash::workspace,
-                &index,
-            );
-            drop(index);
+            )
+            .await?;
             duplicates += plan.duplicates;
             let old: HashMap<String, Workspace> = read::fetch_by_keys::<WorkspaceRow>(
                 &mut tx,
@@ -680,7 +825,8 @@ impl Store {
                 "UPDATE databases SET last_attempt_at = $2, last_complete_at = $2, \
                  complete = TRUE, last_error = NULL, account_count = $3, group_count = $4, \
                  membership_count = $5, has_workspaces = (has_workspaces OR $6), \
-                 has_workspace_entries = (has_workspace_entries OR $7) WHERE database = $1",
+                 has_workspace_entries = (has_workspace_entries OR $7), member_sets = TRUE \
+                 WHERE database = $1",
             )
             .bind(db)
             .bind(now)

@@ -9,6 +9,7 @@ use serde_json::Value;
 use crate::types::ChangeKind;
 
 /// What the store holds for one keyed row: its content hash and whether it is present.
+#[cfg(test)]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Stored {
     pub hash: i64,
@@ -88,11 +89,19 @@ impl NewChange {
 }
 
 /// A snapshot row together with its content hash.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug)]
 pub(crate) struct Hashed<'a, T> {
     pub row: &'a T,
     pub hash: i64,
 }
+
+impl<T> Clone for Hashed<'_, T> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+
+impl<T> Copy for Hashed<'_, T> {}
 
 /// The plan for a table of hashed rows (accounts, groups, workspaces).
 #[derive(Debug)]
@@ -111,48 +120,113 @@ pub(crate) struct EntityPlan<'a, T> {
     pub duplicates: usize,
 }
 
-/// Sorts a snapshot's rows against the stored keys and hashes. The first row of a repeated key
-/// wins: a crawl that saw a record twice (offset pagination shifting under it) saw the same one.
+/// Sorts a snapshot's rows against the stored keys and hashes, given as a map: the reference
+/// [`EntityMerge`] is tested against.
+#[cfg(test)]
 pub(crate) fn plan_entities<'a, T>(
     rows: &'a [T],
     key: impl Fn(&T) -> &str,
     hash: impl Fn(&T) -> i64,
     stored: &HashMap<String, Stored>,
 ) -> EntityPlan<'a, T> {
-    let mut seen: HashSet<&str> = HashSet::with_capacity(rows.len());
-    let mut plan = EntityPlan {
-        fresh: Vec::new(),
-        readded: Vec::new(),
-        suspect: Vec::new(),
-        removed: Vec::new(),
-        present_after: 0,
-        duplicates: 0,
-    };
-    for row in rows {
-        let k = key(row);
-        if !seen.insert(k) {
-            plan.duplicates += 1;
-            continue;
+    let mut merge = EntityMerge::new(rows, key, hash);
+    let mut keys: Vec<(&String, &Stored)> = stored.iter().collect();
+    // Any order will do; a fixed one keeps the test deterministic.
+    keys.sort_by(|a, b| a.0.cmp(b.0));
+    for (k, s) in keys {
+        merge.stored(k, s.hash, s.present);
+    }
+    merge.finish()
+}
+
+/// Sorts a snapshot's rows against the stored keys and hashes as they stream in, in any order,
+/// without copying the stored keys (only those of removed rows). The first row of a repeated
+/// key wins: a crawl that saw a record twice (offset pagination shifting under it) saw the same
+/// one.
+pub(crate) struct EntityMerge<'a, T> {
+    /// The snapshot's rows without repeats, in their order.
+    rows: Vec<Hashed<'a, T>>,
+    /// Key -> position in `rows`.
+    index: HashMap<&'a str, usize>,
+    /// What the stored row of each of `rows` says.
+    found: Vec<Found>,
+    plan: EntityPlan<'a, T>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Found {
+    Nothing,
+    Absent,
+    Differs,
+    Same,
+}
+
+impl<'a, T> EntityMerge<'a, T> {
+    pub(crate) fn new(
+        rows: &'a [T],
+        key: impl Fn(&'a T) -> &'a str,
+        hash: impl Fn(&T) -> i64,
+    ) -> Self {
+        let mut index = HashMap::with_capacity(rows.len());
+        let mut unique = Vec::with_capacity(rows.len());
+        let mut duplicates = 0;
+        for row in rows {
+            match index.entry(key(row)) {
+                std::collections::hash_map::Entry::Occupied(_) => duplicates += 1,
+                std::collections::hash_map::Entry::Vacant(v) => {
+                    v.insert(unique.len());
+                    unique.push(Hashed {
+                        row,
+                        hash: hash(row),
+                    });
+                }
+            }
         }
-        let h = Hashed {
-            row,
-            hash: hash(row),
-        };
-        match stored.get(k) {
-            None => plan.fresh.push(h),
-            Some(s) if !s.present => plan.readded.push(h),
-            Some(s) if s.hash != h.hash => plan.suspect.push(h),
-            Some(_) => {}
+        EntityMerge {
+            found: vec![Found::Nothing; unique.len()],
+            plan: EntityPlan {
+                fresh: Vec::new(),
+                readded: Vec::new(),
+                suspect: Vec::new(),
+                removed: Vec::new(),
+                present_after: unique.len(),
+                duplicates,
+            },
+            rows: unique,
+            index,
         }
     }
-    plan.present_after = seen.len();
-    plan.removed = stored
-        .iter()
-        .filter(|(k, s)| s.present && !seen.contains(k.as_str()))
-        .map(|(k, _)| k.clone())
-        .collect();
-    plan.removed.sort_unstable();
-    plan
+
+    /// One stored row: its key, hash and whether it is present.
+    pub(crate) fn stored(&mut self, key: &str, hash: i64, present: bool) {
+        match self.index.get(key) {
+            Some(&i) => {
+                self.found[i] = if !present {
+                    Found::Absent
+                } else if self.rows[i].hash != hash {
+                    Found::Differs
+                } else {
+                    Found::Same
+                };
+            }
+            None if present => self.plan.removed.push(key.to_owned()),
+            None => {}
+        }
+    }
+
+    /// The plan, once every stored row has been seen; each list in the snapshot's order.
+    pub(crate) fn finish(mut self) -> EntityPlan<'a, T> {
+        for (h, found) in self.rows.iter().zip(&self.found) {
+            match found {
+                Found::Nothing => self.plan.fresh.push(*h),
+                Found::Absent => self.plan.readded.push(*h),
+                Found::Differs => self.plan.suspect.push(*h),
+                Found::Same => {}
+            }
+        }
+        self.plan.removed.sort_unstable();
+        self.plan
+    }
 }
 
 /// Change-log rows for additions and removals of a hashed table.
@@ -238,7 +312,7 @@ pub(crate) fn account_changes(old: &Account, new: &Account, out: &mut Vec<NewCha
     }
     // `groups` (on the account and in its raw object) mirrors the memberships, whose changes
     // are logged as MEMBERSHIP_ADDED/REMOVED: the row is rewritten, but not logged twice.
-    if out.len() == start && without_key(&old.raw, "groups") != without_key(&new.raw, "groups") {
+    if out.len() == start && !eq_without_key(&old.raw, &new.raw, "groups") {
         out.push(NewChange::user(ChangeKind::AccountChanged, id).field(
             "raw",
             Some(json_text(&old.raw)),
@@ -248,15 +322,19 @@ pub(crate) fn account_changes(old: &Account, new: &Account, out: &mut Vec<NewCha
     out.len() > start
 }
 
-/// A raw object without one of its keys (a copy only when the key is there).
-fn without_key<'v>(raw: &'v Value, key: &str) -> std::borrow::Cow<'v, Value> {
-    match raw {
-        Value::Object(map) if map.contains_key(key) => {
-            let mut m = map.clone();
-            m.remove(key);
-            std::borrow::Cow::Owned(Value::Object(m))
+/// Whether two raw values are equal once `key` is left out of each (when they are objects),
+/// without copying either.
+fn eq_without_key(a: &Value, b: &Value, key: &str) -> bool {
+    match (a, b) {
+        (Value::Object(a), Value::Object(b)) => {
+            let len =
+                |m: &serde_json::Map<String, Value>| m.len() - usize::from(m.contains_key(key));
+            len(a) == len(b)
+                && a.iter()
+                    .filter(|(k, _)| k.as_str() != key)
+                    .all(|(k, v)| b.get(k) == Some(v))
         }
-        other => std::borrow::Cow::Borrowed(other),
+        _ => a == b,
     }
 }
 
@@ -272,9 +350,7 @@ pub(crate) fn group_changes(old: &Group, new: &Group, out: &mut Vec<NewChange>) 
         ));
     }
     // The member count moves with every membership change, which the membership rows log.
-    if out.len() == start
-        && without_key(&old.raw, "member_count") != without_key(&new.raw, "member_count")
-    {
+    if out.len() == start && !eq_without_key(&old.raw, &new.raw, "member_count") {
         out.push(NewChange::group(ChangeKind::GroupChanged, id).field(
             "raw",
             Some(json_text(&old.raw)),
@@ -465,6 +541,83 @@ impl<'a> MembershipMerge<'a> {
             .extend(self.rows.get(self.next..).unwrap_or_default());
         self.plan
     }
+}
+
+impl<'a> MembershipMerge<'a> {
+    /// The snapshot's memberships, sorted by key and without repeats.
+    pub(crate) fn rows(&self) -> &[&'a Membership] {
+        &self.rows
+    }
+
+    /// The plan from the stored groups of only the users whose memberships may have changed,
+    /// instead of from every stored membership: `changed` maps each such user to its present
+    /// stored groups, sorted (empty when it had none). A user left out must have exactly the
+    /// same present groups stored as in the snapshot; it then adds and removes nothing. Also
+    /// returns the snapshot's groups of each changed user that has any.
+    ///
+    /// Whether an added membership was stored before (and is back) is not known here, so every
+    /// addition is planned as `readded`, which is written as an upsert: right either way. The
+    /// change log does not tell the two apart.
+    pub(crate) fn plan_users(
+        self,
+        changed: &HashMap<String, Vec<String>>,
+    ) -> (MembershipPlan<'a>, MemberSets<'a>) {
+        let mut plan = self.plan;
+        let mut now: MemberSets<'a> = HashMap::new();
+        for m in &self.rows {
+            let Some(stored) = changed.get(m.user_id.as_str()) else {
+                continue;
+            };
+            now.entry(m.user_id.as_str())
+                .or_default()
+                .push(m.group_id.as_str());
+            if stored
+                .binary_search_by(|g| g.as_str().cmp(&m.group_id))
+                .is_err()
+            {
+                plan.readded.push(m);
+            }
+        }
+        for (user, stored) in changed {
+            let groups = now.get(user.as_str()).map_or(&[][..], Vec::as_slice);
+            for g in stored {
+                if groups.binary_search(&g.as_str()).is_err() {
+                    plan.removed.push((g.clone(), user.clone()));
+                }
+            }
+        }
+        plan.removed.sort_unstable();
+        (plan, now)
+    }
+}
+
+/// Each user's groups among a snapshot's memberships, sorted by group id.
+pub(crate) type MemberSets<'a> = HashMap<&'a str, Vec<&'a str>>;
+
+/// The member sets of memberships sorted by key and without repeats (as
+/// [`MembershipMerge::rows`] has them): walking them group by group appends each user's groups
+/// in order.
+pub(crate) fn member_sets<'a>(rows: &[&'a Membership]) -> MemberSets<'a> {
+    let mut sets: MemberSets<'a> = HashMap::new();
+    for m in rows {
+        sets.entry(m.user_id.as_str())
+            .or_default()
+            .push(m.group_id.as_str());
+    }
+    sets
+}
+
+/// Each user's digest of its groups ([`crate::hash::member_set`]) among memberships sorted by key
+/// and without repeats, computed as they are walked, without collecting the sets.
+pub(crate) fn member_digests<'a>(rows: &[&'a Membership]) -> HashMap<&'a str, i64> {
+    let mut partial: HashMap<&'a str, crate::hash::MemberSetHasher> = HashMap::new();
+    for m in rows {
+        partial
+            .entry(m.user_id.as_str())
+            .or_default()
+            .group(&m.group_id);
+    }
+    partial.into_iter().map(|(u, h)| (u, h.finish())).collect()
 }
 
 pub(crate) fn membership_changes(plan: &MembershipPlan<'_>, out: &mut Vec<NewChange>) {
@@ -777,6 +930,104 @@ mod tests {
         assert!(
             !merge.stored("g", "x", true),
             "repeats are out of order too"
+        );
+    }
+
+    #[test]
+    fn planning_by_changed_users_matches_the_merge() {
+        let m = |g: &str, u: &str| Membership {
+            database: "db".into(),
+            group_id: g.into(),
+            user_id: u.into(),
+        };
+        // Stored: (group, user, present). u1 unchanged; u2 leaves g1, joins g3 (stored absent,
+        // so back); u3 leaves everything; u4 is new; u5 only has an absent row and stays out.
+        let stored = [
+            ("g1", "u1", true),
+            ("g1", "u2", true),
+            ("g1", "u3", true),
+            ("g2", "u1", true),
+            ("g2", "u3", true),
+            ("g3", "u2", false),
+            ("g3", "u5", false),
+        ];
+        let rows = vec![
+            m("g2", "u1"),
+            m("g1", "u1"),
+            m("g3", "u2"),
+            m("g1", "u4"),
+            m("g3", "u4"),
+            m("g1", "u1"),
+        ];
+        let mut merge = MembershipMerge::new(&rows);
+        for (g, u, present) in stored {
+            assert!(merge.stored(g, u, present));
+        }
+        let merged = merge.finish();
+
+        let merge = MembershipMerge::new(&rows);
+        let digests = member_digests(merge.rows());
+        let mut present: HashMap<&str, Vec<&str>> = HashMap::new();
+        for (g, u, p) in stored {
+            if p {
+                present.entry(u).or_default().push(g);
+            }
+        }
+        let mut changed: HashMap<String, Vec<String>> = HashMap::new();
+        for (u, groups) in &present {
+            if digests.get(u) != Some(&crate::hash::member_set(groups)) {
+                changed.insert(
+                    (*u).to_owned(),
+                    groups.iter().map(|g| (*g).to_owned()).collect(),
+                );
+            }
+        }
+        for u in digests.keys() {
+            if !present.contains_key(u) {
+                changed.insert((*u).to_owned(), Vec::new());
+            }
+        }
+        let mut names: Vec<&String> = changed.keys().collect();
+        names.sort();
+        assert_eq!(names, ["u2", "u3", "u4"], "u1's digest matches");
+        let (by_users, sets) = merge.plan_users(&changed);
+        let keys = |v: &[&Membership]| {
+            let mut k: Vec<(String, String)> = v
+                .iter()
+                .map(|m| (m.group_id.clone(), m.user_id.clone()))
+                .collect();
+            k.sort();
+            k
+        };
+        let mut added = merged.fresh.clone();
+        added.extend(&merged.readded);
+        assert_eq!(keys(&by_users.readded), keys(&added));
+        assert!(by_users.fresh.is_empty());
+        assert_eq!(by_users.removed, merged.removed);
+        assert_eq!(by_users.present_after, merged.present_after);
+        assert_eq!(by_users.duplicates, merged.duplicates);
+        assert_eq!(sets.get("u4"), Some(&vec!["g1", "g3"]));
+        assert_eq!(sets.get("u3"), None);
+    }
+
+    #[test]
+    fn member_digests_hash_each_users_sorted_groups() {
+        let rows: Vec<Membership> = [("a", "u1"), ("a", "u2"), ("b", "u1"), ("c", "u1")]
+            .iter()
+            .map(|(g, u)| Membership {
+                database: "db".into(),
+                group_id: (*g).into(),
+                user_id: (*u).into(),
+            })
+            .collect();
+        let refs: Vec<&Membership> = rows.iter().collect();
+        let d = member_digests(&refs);
+        assert_eq!(d["u1"], crate::hash::member_set(&["a", "b", "c"]));
+        assert_eq!(d["u2"], crate::hash::member_set(&["a"]));
+        assert_ne!(d["u1"], crate::hash::member_set(&["a", "b"]));
+        assert_ne!(
+            crate::hash::member_set(&["ab", "c"]),
+            crate::hash::member_set(&["a", "bc"])
         );
     }
 }

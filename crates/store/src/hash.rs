@@ -171,6 +171,44 @@ pub(crate) fn workspace(w: &Workspace) -> i64 {
     h.finish()
 }
 
+/// The digest of one user's present groups in a database, given sorted and without repeats.
+#[cfg(test)]
+pub(crate) fn member_set<S: AsRef<str>>(groups: &[S]) -> i64 {
+    let mut h = MemberSetHasher::default();
+    for g in groups {
+        h.group(g.as_ref());
+    }
+    h.finish()
+}
+
+/// [`member_set`] one group at a time.
+#[derive(Debug, Clone)]
+pub(crate) struct MemberSetHasher {
+    h: StableHasher,
+    groups: u64,
+}
+
+impl Default for MemberSetHasher {
+    fn default() -> Self {
+        MemberSetHasher {
+            h: StableHasher::new(4),
+            groups: 0,
+        }
+    }
+}
+
+impl MemberSetHasher {
+    pub(crate) fn group(&mut self, g: &str) {
+        self.h.str(g);
+        self.groups += 1;
+    }
+
+    pub(crate) fn finish(mut self) -> i64 {
+        self.h.word(self.groups);
+        self.h.finish()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -243,5 +281,7 @@ mod tests {
         };
         assert_eq!(group(&g), group(&g.clone()));
         assert_eq!(group(&g), -1_082_407_738_250_595_306);
+        // Likewise for the stored member sets' digests.
+        assert_eq!(member_set(&["g1", "g2"]), -1_986_836_312_171_483_005);
     }
 }

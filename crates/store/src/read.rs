@@ -144,6 +144,17 @@ pub(crate) struct WorkspaceRow {
     raw: String,
 }
 
+/// A user's stored present groups (`member_sets`), a JSON array of group ids.
+#[derive(sqlx::FromRow)]
+pub(crate) struct MemberSetRow {
+    pub user_id: String,
+    pub group_ids: String,
+}
+
+impl Selectable for MemberSetRow {
+    const COLUMNS: &'static str = "user_id, group_ids";
+}
+
 impl Selectable for WorkspaceRow {
     const COLUMNS: &'static str = "database, workspace_id, name, default_security, raw";
 }

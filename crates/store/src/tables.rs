@@ -90,6 +90,22 @@ pub(crate) const MEMBERSHIPS: Table = Table {
     ),
 };
 
+/// Each user's present groups of a database: database shared, no history (see the
+/// `member_sets` migration).
+pub(crate) const MEMBER_SETS: Table = Table {
+    name: "member_sets",
+    columns: &[
+        ("database", DB),
+        ("user_id", TEXT),
+        ("digest", INT),
+        ("group_ids", TEXT),
+    ],
+    on_conflict: Some(
+        "(database, user_id) DO UPDATE SET digest = excluded.digest, \
+         group_ids = excluded.group_ids",
+    ),
+};
+
 pub(crate) const WORKSPACES: Table = Table {
     name: "workspaces",
     columns: &[
