@@ -213,9 +213,49 @@ pub(crate) async fn lock_database(tx: &mut Tx, db: &str, now: i64) -> Result<Dat
     })
 }
 
+/// Every `(key, value, present)` of one table's rows of one database, as one JSON array that the
+/// database builds: one row to fetch instead of one for each of the database's rows, whose
+/// decoding by the driver cost more than everything else a commit does with them.
+async fn key_values(
+    tx: &mut Tx,
+    table: &'static str,
+    key_col: &'static str,
+    value_col: &'static str,
+    present_col: &'static str,
+    db: &str,
+) -> Result<String> {
+    let sql = if tx.is_postgres() {
+        format!(
+            "SELECT COALESCE(json_agg(json_build_array({key_col}, {value_col}, \
+             CASE WHEN {present_col} THEN 1 ELSE 0 END))::text, '[]') \
+             FROM {table} WHERE database = $1"
+        )
+    } else {
+        format!(
+            "SELECT json_group_array(json_array({key_col}, {value_col}, \
+             CASE WHEN {present_col} THEN 1 ELSE 0 END)) FROM {table} WHERE database = $1"
+        )
+    };
+    let text = on_tx!(tx, c => {
+        sqlx::query_scalar::<_, String>(&sql)
+            .bind(db)
+            .fetch_one(c)
+            .await?
+    });
+    Ok(text)
+}
+
+/// One stored row's key (borrowed from the JSON text unless it had escapes), value and presence
+/// (1 or 0).
+type KeyValue<'t> = (std::borrow::Cow<'t, str>, i64, i64);
+
+fn parse_key_values<'t>(column: &'static str, text: &'t str) -> Result<Vec<KeyValue<'t>>> {
+    serde_json::from_str(text).map_err(|e| Error::corrupt(column, e))
+}
+
 /// Plans one hashed table's rows of one database: the snapshot's rows against the stored keys
-/// and hashes, streamed in (the single read a harvest makes of a table it has not changed), with
-/// no copy of a stored key but those of removed rows.
+/// and hashes (the single read a harvest makes of a table it has not changed), with no owned
+/// copy of a stored key but those of removed rows.
 async fn plan_hashed<'a, T>(
     tx: &mut Tx,
     table: &'static str,
@@ -225,18 +265,11 @@ async fn plan_hashed<'a, T>(
     key: impl Fn(&'a T) -> &'a str,
     hash: impl Fn(&T) -> i64,
 ) -> Result<EntityPlan<'a, T>> {
-    use sqlx::Row;
-    let sql = format!("SELECT {key_col}, hash, present FROM {table} WHERE database = $1");
+    let text = key_values(tx, table, key_col, "hash", "present", db).await?;
     let mut merge = diff::EntityMerge::new(rows, key, hash);
-    on_tx!(tx, c => {
-        let mut stored = sqlx::query(&sql).bind(db).fetch(c);
-        while let Some(row) = stored.try_next().await? {
-            let k: &str = row.try_get(0)?;
-            let h: i64 = row.try_get(1)?;
-            let present: bool = row.try_get(2)?;
-            merge.stored(k, h, present);
-        }
-    });
+    for (k, h, present) in parse_key_values(table, &text)? {
+        merge.stored(&k, h, present != 0);
+    }
     Ok(merge.finish())
 }
 
@@ -291,26 +324,20 @@ async fn entry_index(tx: &mut Tx, db: &str) -> Result<HashMap<diff::EntryKey, St
 async fn changed_members(
     tx: &mut Tx,
     db: &str,
-    digests: &HashMap<&str, i64>,
+    digests: &diff::FastMap<&str, i64>,
 ) -> Result<Vec<String>> {
-    use sqlx::Row;
     let mut changed = Vec::new();
-    let mut same = std::collections::HashSet::with_capacity(digests.len());
-    on_tx!(tx, c => {
-        let mut rows = sqlx::query("SELECT user_id, digest FROM member_sets WHERE database = $1")
-            .bind(db)
-            .fetch(c);
-        while let Some(row) = rows.try_next().await? {
-            let user: &str = row.try_get(0)?;
-            let digest: i64 = row.try_get(1)?;
-            match digests.get_key_value(user) {
-                Some((u, d)) if *d == digest => {
-                    same.insert(*u);
-                }
-                _ => changed.push(user.to_owned()),
+    let mut same = hashbrown::HashSet::with_capacity(digests.len());
+    // Every row is present: the constant keeps the shape of the other tables' reads.
+    let text = key_values(tx, "member_sets", "user_id", "digest", "TRUE", db).await?;
+    for (user, digest, _) in parse_key_values("member_sets", &text)? {
+        match digests.get_key_value(user.as_ref()) {
+            Some((u, d)) if *d == digest => {
+                same.insert(*u);
             }
+            _ => changed.push(user.into_owned()),
         }
-    });
+    }
     changed.extend(
         digests
             .keys()
@@ -327,10 +354,10 @@ async fn stored_member_sets(
     tx: &mut Tx,
     db: &str,
     users: Vec<String>,
-) -> Result<HashMap<String, Vec<String>>> {
+) -> Result<diff::FastMap<String, Vec<String>>> {
     let rows =
         read::fetch_by_keys::<read::MemberSetRow>(tx, "member_sets", "user_id", db, &users).await?;
-    let mut sets: HashMap<String, Vec<String>> =
+    let mut sets: diff::FastMap<String, Vec<String>> =
         users.into_iter().map(|u| (u, Vec::new())).collect();
     for r in rows {
         let groups: Vec<String> = serde_json::from_str(&r.group_ids)

@@ -3,6 +3,10 @@
 
 use std::collections::{HashMap, HashSet};
 
+/// The maps a commit probes once per snapshot row: hashbrown's default hasher (foldhash, seeded
+/// per process) is several times faster than std's SipHash on short keys.
+pub(crate) type FastMap<K, V> = hashbrown::HashMap<K, V>;
+
 use model::{Account, Group, Membership, Workspace, WorkspaceEntry};
 use serde_json::Value;
 
@@ -147,7 +151,7 @@ pub(crate) struct EntityMerge<'a, T> {
     /// The snapshot's rows without repeats, in their order.
     rows: Vec<Hashed<'a, T>>,
     /// Key -> position in `rows`.
-    index: HashMap<&'a str, usize>,
+    index: FastMap<&'a str, usize>,
     /// What the stored row of each of `rows` says.
     found: Vec<Found>,
     plan: EntityPlan<'a, T>,
@@ -167,13 +171,13 @@ impl<'a, T> EntityMerge<'a, T> {
         key: impl Fn(&'a T) -> &'a str,
         hash: impl Fn(&T) -> i64,
     ) -> Self {
-        let mut index = HashMap::with_capacity(rows.len());
+        let mut index = FastMap::with_capacity(rows.len());
         let mut unique = Vec::with_capacity(rows.len());
         let mut duplicates = 0;
         for row in rows {
             match index.entry(key(row)) {
-                std::collections::hash_map::Entry::Occupied(_) => duplicates += 1,
-                std::collections::hash_map::Entry::Vacant(v) => {
+                hashbrown::hash_map::Entry::Occupied(_) => duplicates += 1,
+                hashbrown::hash_map::Entry::Vacant(v) => {
                     v.insert(unique.len());
                     unique.push(Hashed {
                         row,
@@ -560,10 +564,10 @@ impl<'a> MembershipMerge<'a> {
     /// change log does not tell the two apart.
     pub(crate) fn plan_users(
         self,
-        changed: &HashMap<String, Vec<String>>,
+        changed: &FastMap<String, Vec<String>>,
     ) -> (MembershipPlan<'a>, MemberSets<'a>) {
         let mut plan = self.plan;
-        let mut now: MemberSets<'a> = HashMap::new();
+        let mut now: MemberSets<'a> = FastMap::new();
         for m in &self.rows {
             let Some(stored) = changed.get(m.user_id.as_str()) else {
                 continue;
@@ -592,13 +596,13 @@ impl<'a> MembershipMerge<'a> {
 }
 
 /// Each user's groups among a snapshot's memberships, sorted by group id.
-pub(crate) type MemberSets<'a> = HashMap<&'a str, Vec<&'a str>>;
+pub(crate) type MemberSets<'a> = FastMap<&'a str, Vec<&'a str>>;
 
 /// The member sets of memberships sorted by key and without repeats (as
 /// [`MembershipMerge::rows`] has them): walking them group by group appends each user's groups
 /// in order.
 pub(crate) fn member_sets<'a>(rows: &[&'a Membership]) -> MemberSets<'a> {
-    let mut sets: MemberSets<'a> = HashMap::new();
+    let mut sets: MemberSets<'a> = FastMap::new();
     for m in rows {
         sets.entry(m.user_id.as_str())
             .or_default()
@@ -609,8 +613,8 @@ pub(crate) fn member_sets<'a>(rows: &[&'a Membership]) -> MemberSets<'a> {
 
 /// Each user's digest of its groups ([`crate::hash::member_set`]) among memberships sorted by key
 /// and without repeats, computed as they are walked, without collecting the sets.
-pub(crate) fn member_digests<'a>(rows: &[&'a Membership]) -> HashMap<&'a str, i64> {
-    let mut partial: HashMap<&'a str, crate::hash::MemberSetHasher> = HashMap::new();
+pub(crate) fn member_digests<'a>(rows: &[&'a Membership]) -> FastMap<&'a str, i64> {
+    let mut partial: FastMap<&'a str, crate::hash::MemberSetHasher> = FastMap::new();
     for m in rows {
         partial
             .entry(m.user_id.as_str())
@@ -973,7 +977,7 @@ mod tests {
                 present.entry(u).or_default().push(g);
             }
         }
-        let mut changed: HashMap<String, Vec<String>> = HashMap::new();
+        let mut changed: FastMap<String, Vec<String>> = FastMap::new();
         for (u, groups) in &present {
             if digests.get(u) != Some(&crate::hash::member_set(groups)) {
                 changed.insert(
