@@ -21,7 +21,8 @@ pub(crate) struct DatabaseRow {
     pub last_complete_at: Option<i64>,
     pub has_workspaces: bool,
     pub has_workspace_entries: bool,
-    /// Whether `member_sets` holds every present member of this database (see the migration).
+    /// Whether `member_sets` holds every present member of this database as of its last
+    /// complete commit (see the migrations).
     pub member_sets: bool,
 }
 
@@ -187,8 +188,8 @@ pub(crate) async fn ensure_run(tx: &mut Tx, run: RunId) -> Result<()> {
 pub(crate) async fn lock_database(tx: &mut Tx, db: &str, now: i64) -> Result<DatabaseRow> {
     let lock = if tx.is_postgres() { " FOR UPDATE" } else { "" };
     let sql = format!(
-        "SELECT last_complete_at, has_workspaces, has_workspace_entries, member_sets \
-         FROM databases \
+        "SELECT last_complete_at, has_workspaces, has_workspace_entries, member_sets, \
+         member_sets_at FROM databases \
          WHERE database = $1{lock}"
     );
     let row = on_tx!(tx, c => {
@@ -200,7 +201,7 @@ pub(crate) async fn lock_database(tx: &mut Tx, db: &str, now: i64) -> Result<Dat
         .bind(now)
         .execute(&mut *c)
         .await?;
-        sqlx::query_as::<_, (Option<i64>, bool, bool, bool)>(&sql)
+        sqlx::query_as::<_, (Option<i64>, bool, bool, bool, Option<i64>)>(&sql)
             .bind(db)
             .fetch_one(&mut *c)
             .await?
@@ -209,7 +210,8 @@ pub(crate) async fn lock_database(tx: &mut Tx, db: &str, now: i64) -> Result<Dat
         last_complete_at: row.0,
         has_workspaces: row.1,
         has_workspace_entries: row.2,
-        member_sets: row.3,
+        // Sets written by an earlier commit than the last complete one may be stale.
+        member_sets: row.3 && row.4.is_some() && row.4 == row.0,
     })
 }
 
@@ -852,8 +854,8 @@ impl Store {
                 "UPDATE databases SET last_attempt_at = $2, last_complete_at = $2, \
                  complete = TRUE, last_error = NULL, account_count = $3, group_count = $4, \
                  membership_count = $5, has_workspaces = (has_workspaces OR $6), \
-                 has_workspace_entries = (has_workspace_entries OR $7), member_sets = TRUE \
-                 WHERE database = $1",
+                 has_workspace_entries = (has_workspace_entries OR $7), member_sets = TRUE, \
+                 member_sets_at = $2 WHERE database = $1",
             )
             .bind(db)
             .bind(now)

@@ -17,6 +17,7 @@ use store::{Backend, ChangeKind, ChangeQuery, CrawlStats, RunId};
 both_backends!(
     only_changed_users_are_read_and_nothing_is_missed,
     sets_written_before_the_migration_are_filled_in,
+    sets_older_than_the_last_commit_are_not_trusted,
 );
 
 /// Runs statements on a connection of its own, as a migration or an operator would.
@@ -312,4 +313,37 @@ async fn sets_written_before_the_migration_are_filled_in(ctx: Ctx) {
         .into_iter()
         .collect();
     assert_eq!(commit_both(&ctx, &all, v3, None).await, expected);
+}
+
+async fn sets_older_than_the_last_commit_are_not_trusted(ctx: Ctx) {
+    let all = ["g1", "g2"];
+    let v1: &[(&str, &[&str])] = &[("g1", &["u1", "u2"]), ("g2", &["u1"])];
+    commit_both(&ctx, &all, v1, None).await;
+    // A commit by a binary that predates the member sets (still harvesting while a newer
+    // replica migrated the store): it removed g1:u1 and moved the database's last complete
+    // commit on, but left the sets as they were, so u1's stored set still says g1 and g2.
+    for db in ["a", "b"] {
+        exec(
+            &ctx,
+            &[
+                &format!(
+                    "UPDATE memberships SET present = FALSE WHERE database = '{db}' \
+                     AND group_id = 'g1' AND user_id = 'u1'"
+                ),
+                &format!(
+                    "UPDATE databases SET last_complete_at = last_complete_at + 1 \
+                     WHERE database = '{db}'"
+                ),
+            ],
+        )
+        .await;
+    }
+    // u1 is back in g1: its digest equals the stale set's, so only distrust of the stale sets
+    // finds the re-added membership.
+    let expected: BTreeSet<Key> = [added("g1", "u1")].into_iter().collect();
+    assert_eq!(commit_both(&ctx, &all, v1, None).await, expected);
+    // And the sets written by that commit are trusted again.
+    let v2: &[(&str, &[&str])] = &[("g1", &["u2"]), ("g2", &["u1"])];
+    let expected: BTreeSet<Key> = [removed("g1", "u1")].into_iter().collect();
+    assert_eq!(commit_both(&ctx, &all, v2, None).await, expected);
 }
