@@ -21,18 +21,75 @@ fn scalar_string(v: Value) -> Result<Option<String>, &'static str> {
     }
 }
 
+/// Reads a scalar as a string straight from the deserializer (no intermediate `Value`): the
+/// same answers as [`scalar_string`], for JSON text and for a `Value` alike.
+struct ScalarString;
+
+impl<'de> serde::de::Visitor<'de> for ScalarString {
+    type Value = Option<String>;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a string or a number")
+    }
+    fn visit_unit<E: serde::de::Error>(self) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+    fn visit_none<E: serde::de::Error>(self) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+    fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+        d.deserialize_any(ScalarString)
+    }
+    fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Self::Value, E> {
+        Ok(Some(v.to_owned()))
+    }
+    fn visit_string<E: serde::de::Error>(self, v: String) -> Result<Self::Value, E> {
+        Ok(Some(v))
+    }
+    fn visit_bool<E: serde::de::Error>(self, v: bool) -> Result<Self::Value, E> {
+        Ok(Some(v.to_string()))
+    }
+    fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<Self::Value, E> {
+        Ok(Some(v.to_string()))
+    }
+    fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<Self::Value, E> {
+        Ok(Some(v.to_string()))
+    }
+    fn visit_f64<E: serde::de::Error>(self, v: f64) -> Result<Self::Value, E> {
+        // As `serde_json::Number` prints it, which is what the `Value` route gave.
+        match serde_json::Number::from_f64(v) {
+            Some(n) => Ok(Some(n.to_string())),
+            None => Err(E::custom("expected a string or a number")),
+        }
+    }
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, _: A) -> Result<Self::Value, A::Error> {
+        Err(A::Error::custom("expected a string or a number"))
+    }
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, _: A) -> Result<Self::Value, A::Error> {
+        Err(A::Error::custom("expected a string or a number"))
+    }
+}
+
 /// A required id: a string or a number.
 pub(crate) fn string<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
-    match scalar_string(Value::deserialize(d)?) {
-        Ok(Some(s)) => Ok(s),
-        Ok(None) => Err(D::Error::custom("expected a string or a number, got null")),
-        Err(e) => Err(D::Error::custom(e)),
+    match d.deserialize_any(ScalarString)? {
+        Some(s) => Ok(s),
+        None => Err(D::Error::custom("expected a string or a number, got null")),
     }
 }
 
 /// An optional string: absent and `null` are `None`; numbers become strings.
 pub(crate) fn opt_string<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
-    scalar_string(Value::deserialize(d)?).map_err(D::Error::custom)
+    d.deserialize_any(ScalarString)
+}
+
+/// [`opt_string`] as a type, for hand-written visitors.
+pub(crate) struct OptString(pub(crate) Option<String>);
+
+impl<'de> Deserialize<'de> for OptString {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        opt_string(d).map(OptString)
+    }
 }
 
 /// An optional boolean: `true`, `"true"`, `1`, `"1"`, `"yes"` and their opposites.

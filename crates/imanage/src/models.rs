@@ -1,8 +1,9 @@
 //! Wire models: the user, group and member objects of the API summary, the bodies of the write
 //! calls, and the list envelope.
 //!
-//! Every response model keeps the fields it does not know in `extra` and the whole object as
-//! received in `raw`, so a newer server's fields survive into the store. A `password` that a
+//! Every response model keeps the fields it does not know in `extra`, and those that become
+//! stored rows (users, groups, workspaces) the whole object as received in `raw`, so a newer
+//! server's fields survive into the store. A `password` that a
 //! server should never send is dropped on arrival, so it cannot reach a log, the store or a
 //! Debug print.
 
@@ -128,8 +129,8 @@ impl User {
     }
 
     /// The account row of this user in `database`; `raw` is the object as received.
-    pub fn into_account(self, database: impl Into<String>) -> model::Account {
-        let raw = raw_or_serialized(&self.raw, &self);
+    pub fn into_account(mut self, database: impl Into<String>) -> model::Account {
+        let raw = raw_or_serialized(&mut self, |u| &mut u.raw);
         model::Account {
             database: database.into(),
             active: self.is_active(),
@@ -181,8 +182,8 @@ pub struct Group {
 
 impl Group {
     /// The group row of this group in `database`.
-    pub fn into_group(self, database: impl Into<String>) -> model::Group {
-        let raw = raw_or_serialized(&self.raw, &self);
+    pub fn into_group(mut self, database: impl Into<String>) -> model::Group {
+        let raw = raw_or_serialized(&mut self, |g| &mut g.raw);
         model::Group {
             database: database.into(),
             group_id: self.id,
@@ -208,29 +209,100 @@ pub struct Member {
     /// The member's email, when the server includes it.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub email: Option<String>,
-    /// Fields this version of the client does not know.
+    /// Fields this version of the client does not know. (A member keeps no `raw` object: the
+    /// account it names is stored from the users list, and a membership row is its ids.)
     #[serde(flatten)]
     pub extra: Map<String, Value>,
-    /// The object exactly as received (`Null` when built by hand).
-    #[serde(skip)]
-    pub raw: Value,
 }
 
-#[derive(Deserialize)]
+/// A member item as sent. Its `Deserialize` is written out rather than derived with
+/// `#[serde(flatten)]`: member listings are most of a crawl's records, and flattening buffers
+/// every field of every item before reading it. Known fields are read leniently without an
+/// intermediate value; only unknown ones become `Value`s.
+#[derive(Default)]
 struct MemberWire {
-    #[serde(default, deserialize_with = "lenient::opt_string")]
     user_id: Option<String>,
-    #[serde(default, deserialize_with = "lenient::opt_string")]
     id: Option<String>,
-    #[serde(default, deserialize_with = "lenient::opt_string")]
     login_name: Option<String>,
     /// The v2 name of the login.
-    #[serde(default, deserialize_with = "lenient::opt_string")]
     user_id_ex: Option<String>,
-    #[serde(default, deserialize_with = "lenient::opt_string")]
     email: Option<String>,
-    #[serde(flatten)]
     extra: Map<String, Value>,
+}
+
+/// A key of a member item: a known one without allocating, any other by name.
+enum MemberKey {
+    UserId,
+    Id,
+    LoginName,
+    UserIdEx,
+    Email,
+    /// Write-only by the summary; a server that echoes it must not get it kept.
+    Password,
+    Other(String),
+}
+
+impl<'de> Deserialize<'de> for MemberKey {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        struct KeyVisitor;
+        impl serde::de::Visitor<'_> for KeyVisitor {
+            type Value = MemberKey;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a field name")
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> std::result::Result<MemberKey, E> {
+                Ok(match v {
+                    "user_id" => MemberKey::UserId,
+                    "id" => MemberKey::Id,
+                    "login_name" => MemberKey::LoginName,
+                    "user_id_ex" => MemberKey::UserIdEx,
+                    "email" => MemberKey::Email,
+                    "password" => MemberKey::Password,
+                    other => MemberKey::Other(other.to_owned()),
+                })
+            }
+        }
+        d.deserialize_identifier(KeyVisitor)
+    }
+}
+
+impl<'de> Deserialize<'de> for MemberWire {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        struct WireVisitor;
+        impl<'de> serde::de::Visitor<'de> for WireVisitor {
+            type Value = MemberWire;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a member object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> std::result::Result<MemberWire, A::Error> {
+                let mut w = MemberWire::default();
+                while let Some(key) = map.next_key::<MemberKey>()? {
+                    let slot = match key {
+                        MemberKey::UserId => &mut w.user_id,
+                        MemberKey::Id => &mut w.id,
+                        MemberKey::LoginName => &mut w.login_name,
+                        MemberKey::UserIdEx => &mut w.user_id_ex,
+                        MemberKey::Email => &mut w.email,
+                        MemberKey::Password => {
+                            map.next_value::<serde::de::IgnoredAny>()?;
+                            continue;
+                        }
+                        MemberKey::Other(name) => {
+                            let value = map.next_value::<Value>()?;
+                            w.extra.insert(name, value);
+                            continue;
+                        }
+                    };
+                    *slot = map.next_value::<lenient::OptString>()?.0;
+                }
+                Ok(w)
+            }
+        }
+        d.deserialize_map(WireVisitor)
+    }
 }
 
 impl TryFrom<MemberWire> for Member {
@@ -246,7 +318,6 @@ impl TryFrom<MemberWire> for Member {
             login_name: w.login_name.or(w.user_id_ex),
             email: w.email,
             extra: w.extra,
-            raw: Value::Null,
         })
     }
 }
@@ -397,7 +468,7 @@ impl Workspace {
     /// security call (fresher than the list's), else the list's. A workspace that neither
     /// gives is a [`Error::Decode`]: guessing would misstate who can reach it.
     pub fn into_workspace(
-        self,
+        mut self,
         database: impl Into<String>,
         security: &WorkspaceSecurity,
     ) -> Result<model::Workspace> {
@@ -408,7 +479,7 @@ impl Workspace {
                 path: "data.default_security".into(),
                 message: format!("workspace {} has no default security", self.id),
             })?;
-        let raw = raw_or_serialized(&self.raw, &self);
+        let raw = raw_or_serialized(&mut self, |w| &mut w.raw);
         Ok(model::Workspace {
             database: database.into(),
             workspace_id: self.id,
@@ -601,12 +672,15 @@ pub(crate) fn decode_discovery(body: &[u8]) -> Result<Discovery> {
     })
 }
 
-fn raw_or_serialized<T: Serialize>(raw: &Value, value: &T) -> Value {
-    if raw.is_null() {
+/// The object as received, taken out of `value` (no copy), or, for one built by hand, its
+/// serialized fields.
+fn raw_or_serialized<T: Serialize>(value: &mut T, raw: impl Fn(&mut T) -> &mut Value) -> Value {
+    let received = std::mem::take(raw(value));
+    if received.is_null() {
         // Built by hand rather than received: the serialized fields are the best record there is.
-        serde_json::to_value(value).unwrap_or(Value::Null)
+        serde_json::to_value(&*value).unwrap_or(Value::Null)
     } else {
-        raw.clone()
+        received
     }
 }
 
@@ -904,15 +978,11 @@ macro_rules! decoded {
         })*
     };
 }
-decoded!(
-    User,
-    Group,
-    Member,
-    UserV2,
-    GroupV2,
-    Workspace,
-    WorkspaceSecurity
-);
+decoded!(User, Group, UserV2, GroupV2, Workspace, WorkspaceSecurity);
+
+impl Decoded for Member {
+    fn set_raw(&mut self, _raw: Value) {}
+}
 
 /// Records a list call yields, decoded from the wire shape of the profile.
 pub(crate) trait Listed: Sized + Send + 'static {
@@ -942,7 +1012,19 @@ impl Listed for Group {
 
 impl Listed for Member {
     fn decode_page(body: &[u8], _api: ApiProfile) -> Result<(Vec<Self>, Option<u64>)> {
-        decode_list(body)
+        // Straight from the bytes into members; any page this does not take whole goes the
+        // general way, which gives the same members or names what is wrong.
+        match serde_json::from_slice::<ListEnvelope<Member>>(body) {
+            Ok(ListEnvelope {
+                data: Some(data),
+                total_results,
+                total_count,
+            }) => {
+                let total = list_total(total_results.as_ref(), total_count.as_ref())?;
+                Ok((data.unwrap_or_default(), total))
+            }
+            _ => decode_list(body),
+        }
     }
 }
 
@@ -988,7 +1070,19 @@ fn decode_item<T: Decoded>(mut item: Value, path: &str) -> Result<T> {
         // Write-only by the summary; a server that echoes it anyway must not get it stored.
         map.remove("password");
     }
-    let mut out: T = serde_path_to_error::deserialize(&item).map_err(|e| decode_error(path, e))?;
+    // Path tracking costs on every field, so it runs only to explain a failure.
+    let mut out = match T::deserialize(&item) {
+        Ok(out) => out,
+        Err(_) => {
+            return Err(serde_path_to_error::deserialize::<_, T>(&item)
+                .err()
+                .map(|e| decode_error(path, e))
+                .unwrap_or_else(|| Error::Decode {
+                    path: path.into(),
+                    message: "the object does not decode".into(),
+                }))
+        }
+    };
     out.set_raw(item);
     Ok(out)
 }
@@ -1016,31 +1110,53 @@ pub(crate) fn decode_one<T: Decoded>(body: &[u8]) -> Result<T> {
     decode_item(data, "data")
 }
 
+/// A list body read in one pass: `data` is `None` when absent (an error, left to
+/// [`decode_list`] to name) and `Some(None)` when `null`; a total is `Some` whenever its key is
+/// present, even as `null`, so that the key that is there decides as in [`decode_list`].
+#[derive(Deserialize)]
+#[serde(bound(deserialize = "T: Deserialize<'de>"))]
+struct ListEnvelope<T> {
+    #[serde(default, deserialize_with = "present")]
+    data: Option<Option<Vec<T>>>,
+    #[serde(default, deserialize_with = "present")]
+    total_results: Option<Value>,
+    #[serde(default, deserialize_with = "present")]
+    total_count: Option<Value>,
+}
+
+fn present<'de, D: serde::Deserializer<'de>, T: Deserialize<'de>>(
+    d: D,
+) -> std::result::Result<Option<T>, D::Error> {
+    T::deserialize(d).map(Some)
+}
+
+/// A list's total: `total_results` when the body has that key (v1), else `total_count` (v2).
+fn list_total(total_results: Option<&Value>, total_count: Option<&Value>) -> Result<Option<u64>> {
+    let (field, value) = match total_results {
+        Some(v) => ("total_results", Some(v)),
+        None => ("total_count", total_count),
+    };
+    match value {
+        None => Ok(None),
+        Some(v) => match lenient::value_to_i64(v) {
+            Ok(None) => Ok(None),
+            Ok(Some(n)) => u64::try_from(n).map(Some).map_err(|_| Error::Decode {
+                path: field.into(),
+                message: "must not be negative".into(),
+            }),
+            Err(message) => Err(Error::Decode {
+                path: field.into(),
+                message: message.into(),
+            }),
+        },
+    }
+}
+
 /// One page of a list: `{"data": [...], "total_results": N}` (v1) or `{"data": [...],
 /// "total_count": N}` (v2), the total being optional.
 pub(crate) fn decode_list<T: Decoded>(body: &[u8]) -> Result<(Vec<T>, Option<u64>)> {
     let (data, rest) = take_data(body)?;
-    let field = if rest.contains_key("total_results") {
-        "total_results"
-    } else {
-        "total_count"
-    };
-    let total = match rest.get(field) {
-        None => None,
-        Some(v) => match lenient::value_to_i64(v) {
-            Ok(None) => None,
-            Ok(Some(n)) => Some(u64::try_from(n).map_err(|_| Error::Decode {
-                path: field.into(),
-                message: "must not be negative".into(),
-            })?),
-            Err(message) => {
-                return Err(Error::Decode {
-                    path: field.into(),
-                    message: message.into(),
-                })
-            }
-        },
-    };
+    let total = list_total(rest.get("total_results"), rest.get("total_count"))?;
     let items = match data {
         Value::Array(items) => items,
         // Some servers send `null` for an empty list.
@@ -1147,6 +1263,46 @@ mod tests {
         let m = members[2].clone().into_membership("acme", "grp_1");
         assert_eq!(m.user_id, "u3");
         assert_eq!(m.group_id, "grp_1");
+    }
+
+    #[test]
+    fn member_pages_decode_the_same_straight_from_bytes_as_through_values() {
+        let bodies = [
+            json!({"data": [
+                {"user_id": "u1", "login_name": "a", "password": "secret", "team": {"x": 1}},
+                {"id": 2, "email": "b@acme.com", "user_id_ex": "B"},
+                {"user_id": 3.5, "id": "m-77", "email": null}
+            ], "total_results": "3"}),
+            json!({"data": null, "total_count": 0}),
+            json!({"data": [], "total_results": null, "total_count": 4}),
+            json!({"data": [{"user_id": "u1"}], "extra": true}),
+            // Refused: the same error either way.
+            json!({"data": [{"login_name": "no id"}], "total_results": 1}),
+            json!({"data": [{"user_id": ["u1"]}]}),
+            json!({"data": [{"user_id": "u1"}], "total_results": -1}),
+            json!({"data": {"user_id": "u1"}}),
+            json!({"total_results": 1}),
+            json!([1, 2]),
+        ];
+        for b in bodies {
+            let bytes = body(b.clone());
+            let fast = Member::decode_page(&bytes, ApiProfile::V1);
+            let general = decode_list::<Member>(&bytes);
+            assert_eq!(format!("{fast:?}"), format!("{general:?}"), "{b}");
+            if let Ok((members, _)) = &fast {
+                assert!(members.iter().all(|m| !m.extra.contains_key("password")));
+            }
+        }
+        let (members, total) = Member::decode_page(
+            &body(json!({"data": [
+            {"user_id": "u1", "login_name": "a", "password": "secret", "team": {"x": 1}}
+        ], "total_results": 1})),
+            ApiProfile::V1,
+        )
+        .expect("members");
+        assert_eq!(total, Some(1));
+        assert_eq!(members[0].extra.get("team"), Some(&json!({"x": 1})));
+        assert!(Member::decode_page(b"{\"data\": [", ApiProfile::V1).is_err());
     }
 
     #[test]
