@@ -86,16 +86,15 @@ impl PageObserver for () {
 pub async fn collect<T, K, S, E>(
     pages: S,
     page_size: u32,
-    key: impl Fn(&T) -> K,
+    key: impl Fn(&T) -> &K,
     observer: &dyn PageObserver,
 ) -> Result<Listing<T>, E>
 where
     S: Stream<Item = Result<imanage::Page<T>, E>>,
-    K: Eq + Hash + ToString,
+    K: Eq + Hash + ToString + ?Sized,
 {
     futures::pin_mut!(pages);
     let mut items = Vec::new();
-    let mut seen: HashSet<K> = HashSet::new();
     let mut calls = 0u64;
     let mut pages_seen = 0u64;
     let mut drift = None;
@@ -127,17 +126,38 @@ where
                 });
             }
         }
-        for item in page.items {
-            let k = key(&item);
-            if seen.contains(&k) {
+        if items.is_empty() {
+            items = page.items;
+        } else {
+            items.extend(page.items);
+        }
+    }
+    // Repeated ids, checked once the list is whole, against borrowed keys (no copy of each).
+    // The first occurrence stays; later ones are dropped and the first repeat is the drift.
+    let mut repeated: Vec<usize> = Vec::new();
+    {
+        let mut seen: HashSet<&K> = HashSet::with_capacity(items.len());
+        for (i, item) in items.iter().enumerate() {
+            let k = key(item);
+            if !seen.insert(k) {
                 if drift.is_none() {
                     drift = Some(Drift::DuplicateId(k.to_string()));
                 }
-                continue;
+                repeated.push(i);
             }
-            seen.insert(k);
-            items.push(item);
         }
+    }
+    if !repeated.is_empty() {
+        let mut index = 0usize;
+        let mut next = repeated.iter().peekable();
+        items.retain(|_| {
+            let keep = next.peek() != Some(&&index);
+            if !keep {
+                next.next();
+            }
+            index += 1;
+            keep
+        });
     }
     if drift.is_none() {
         if let Some(total) = last_total {
