@@ -167,7 +167,7 @@ pub(crate) async fn gate(State(shared): State<Arc<Shared>>, req: Request, next: 
 
     let latency = lock(&shared.faults).latency_ms;
     if latency > 0 {
-        tokio::time::sleep(Duration::from_millis(latency)).await;
+        shared.delays.wait(Duration::from_millis(latency)).await;
     }
     let fault = {
         let mut faults = lock(&shared.faults);

@@ -25,6 +25,7 @@
 mod api;
 mod auth;
 mod control;
+mod delay;
 mod fault;
 pub mod firm;
 mod names;
@@ -278,6 +279,7 @@ pub(crate) struct Shared {
     drift: AtomicU32,
     down: RwLock<HashSet<String>>,
     stats: Mutex<SimStats>,
+    delays: delay::Delays,
 }
 
 // A panic while a lock is held (a bug) must not take every later request down with it: the state
@@ -338,6 +340,7 @@ impl Sim {
             drift: AtomicU32::new(0),
             down: RwLock::new(HashSet::new()),
             stats: Mutex::new(SimStats::default()),
+            delays: delay::Delays::default(),
         };
         Sim {
             shared: Arc::new(shared),
