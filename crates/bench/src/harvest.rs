@@ -65,7 +65,7 @@ pub(crate) async fn start_sim(
     users: usize,
     groups: usize,
     latency_ms: u64,
-) -> anyhow::Result<RunningSim> {
+) -> anyhow::Result<SimOnItsOwn> {
     let started = Instant::now();
     let config = SimConfig {
         firm: FirmSpec {
@@ -85,12 +85,65 @@ pub(crate) async fn start_sim(
     };
     // Generating 200,000 accounts is CPU work: off the runtime's threads.
     let sim = tokio::task::spawn_blocking(move || Sim::new(config)).await?;
-    let running = sim.spawn("127.0.0.1:0").await?;
+    // The simulator stands for a remote API, so it runs on a runtime (and threads) of its own:
+    // its timers and handlers do not queue behind the harvester's decoding and commits on the
+    // same worker threads. It still shares the machine's two cores.
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .thread_name("sim")
+        .enable_all()
+        .build()?;
+    let running = runtime
+        .spawn(async move { sim.spawn("127.0.0.1:0").await })
+        .await??;
     eprintln!(
         "firm of {databases} x {users} users, {groups} groups generated and served in {:.1} s",
         started.elapsed().as_secs_f64()
     );
-    Ok(running)
+    Ok(SimOnItsOwn {
+        running: Some(running),
+        runtime: Some(runtime),
+    })
+}
+
+/// The simulator and the runtime it runs on; dropped together, the server first.
+pub(crate) struct SimOnItsOwn {
+    running: Option<RunningSim>,
+    runtime: Option<tokio::runtime::Runtime>,
+}
+
+impl SimOnItsOwn {
+    /// Stops the server, waits for it, and lets its runtime go.
+    pub(crate) async fn shutdown(mut self) -> std::io::Result<()> {
+        let result = match self.running.take() {
+            Some(running) => running.shutdown().await,
+            None => Ok(()),
+        };
+        if let Some(runtime) = self.runtime.take() {
+            runtime.shutdown_background();
+        }
+        result
+    }
+}
+
+impl std::ops::Deref for SimOnItsOwn {
+    type Target = RunningSim;
+    fn deref(&self) -> &RunningSim {
+        self.running
+            .as_ref()
+            .expect("the simulator runs until dropped")
+    }
+}
+
+impl Drop for SimOnItsOwn {
+    fn drop(&mut self) {
+        if let (Some(running), Some(runtime)) = (self.running.take(), self.runtime.take()) {
+            // The server is told to stop, then its runtime is let go without blocking the
+            // caller (which may be async).
+            drop(running);
+            runtime.shutdown_background();
+        }
+    }
 }
 
 /// A client of the simulator with concurrency cap `cap`.
