@@ -14,6 +14,7 @@ use axum::http::{header, HeaderValue, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{get, post};
+use axum::serve::ListenerExt as _;
 use axum::{Extension, Router};
 use std::convert::Infallible;
 use std::future::Future;
@@ -86,6 +87,13 @@ pub async fn serve(
         loop {
             tick.tick().await;
             metrics::run_upkeep();
+        }
+    });
+    // Answers go out as written: a GraphQL answer is one write, and a client on a kept-alive
+    // connection must not wait on Nagle's algorithm for the tail of a larger one.
+    let listener = listener.tap_io(|tcp| {
+        if let Err(e) = tcp.set_nodelay(true) {
+            tracing::debug!(error = %e, "could not set TCP_NODELAY on a connection");
         }
     });
     let served = axum::serve(listener, app)
