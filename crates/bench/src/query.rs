@@ -16,6 +16,7 @@ mod sql;
 
 use crate::report::{Figure, Table};
 use anyhow::{bail, Context};
+use axum::serve::ListenerExt as _;
 use bytes::Bytes;
 use harvest::{HarvestOptions, Harvester};
 use hyper::header::HeaderValue;
@@ -1001,6 +1002,10 @@ impl SqlServer {
                 };
                 let addr = listener.local_addr().map_err(anyhow::Error::from);
                 let _ = ready_tx.send(addr);
+                // As the API's server does, so that both answer alike on the wire.
+                let listener = listener.tap_io(|tcp| {
+                    let _ = tcp.set_nodelay(true);
+                });
                 let _ = axum::serve(listener, sql::router(pool.clone()))
                     .with_graceful_shutdown(async {
                         let _ = stop_rx.await;
