@@ -30,6 +30,7 @@ pub(crate) struct DatabaseRow {
 struct AccountWrite<'a> {
     a: &'a Account,
     hash: i64,
+    core_hash: i64,
     groups: String,
     raw: String,
 }
@@ -39,6 +40,7 @@ impl<'a> AccountWrite<'a> {
         AccountWrite {
             a: h.row,
             hash: h.hash,
+            core_hash: crate::hash::account_core(h.row),
             groups: diff::groups_json(&h.row.groups),
             raw: h.row.raw.to_string(),
         }
@@ -64,6 +66,8 @@ fn fill_account<'a>(w: &'a AccountWrite<'_>, out: &mut Vec<Val<'a>>) {
         t(&a.title),
         t(&a.created_date),
         Val::Text(Some(&w.raw)),
+        Val::Int(Some(w.hash)),
+        Val::Int(Some(w.core_hash)),
         Val::Int(Some(w.hash)),
     ]);
 }
@@ -224,18 +228,20 @@ async fn key_values(
     key_col: &'static str,
     value_col: &'static str,
     present_col: &'static str,
+    extra: Option<&'static str>,
     db: &str,
 ) -> Result<String> {
+    let extra = extra.map(|e| format!(", {e}")).unwrap_or_default();
     let sql = if tx.is_postgres() {
         format!(
             "SELECT COALESCE(json_agg(json_build_array({key_col}, {value_col}, \
-             CASE WHEN {present_col} THEN 1 ELSE 0 END))::text, '[]') \
+             CASE WHEN {present_col} THEN 1 ELSE 0 END{extra}))::text, '[]') \
              FROM {table} WHERE database = $1"
         )
     } else {
         format!(
             "SELECT json_group_array(json_array({key_col}, {value_col}, \
-             CASE WHEN {present_col} THEN 1 ELSE 0 END)) FROM {table} WHERE database = $1"
+             CASE WHEN {present_col} THEN 1 ELSE 0 END{extra})) FROM {table} WHERE database = $1"
         )
     };
     let text = on_tx!(tx, c => {
@@ -267,12 +273,69 @@ async fn plan_hashed<'a, T>(
     key: impl Fn(&'a T) -> &'a str,
     hash: impl Fn(&T) -> i64,
 ) -> Result<EntityPlan<'a, T>> {
-    let text = key_values(tx, table, key_col, "hash", "present", db).await?;
+    let text = key_values(tx, table, key_col, "hash", "present", None, db).await?;
     let mut merge = diff::EntityMerge::new(rows, key, hash);
     for (k, h, present) in parse_key_values(table, &text)? {
         merge.stored(&k, h, present != 0);
     }
     Ok(merge.finish())
+}
+
+/// Plans the accounts like [`plan_hashed`], then takes out of `suspect` the accounts whose only
+/// change is their group list: those whose stored core hash (trusted only when it was written
+/// with the stored hash, `core_for = hash`) equals the snapshot's. They log nothing (the
+/// memberships do) and are returned to be rewritten without their stored rows being read.
+/// Rows without a trusted core hash (stored before the column, or rewritten by an older binary)
+/// stay suspects and are compared in full.
+async fn plan_accounts<'a>(
+    tx: &mut Tx,
+    db: &str,
+    rows: &'a [Account],
+) -> Result<(EntityPlan<'a, Account>, Vec<Hashed<'a, Account>>)> {
+    let text = key_values(
+        tx,
+        "accounts",
+        "user_id",
+        "hash",
+        "present",
+        Some("CASE WHEN core_for = hash THEN core_hash END"),
+        db,
+    )
+    .await?;
+    let stored: Vec<(std::borrow::Cow<'_, str>, i64, i64, Option<i64>)> =
+        serde_json::from_str(&text).map_err(|e| Error::corrupt("accounts", e))?;
+    let mut merge = diff::EntityMerge::new(
+        rows,
+        |a: &'a Account| a.user_id.as_str(),
+        crate::hash::account,
+    );
+    for (k, h, present, _) in &stored {
+        merge.stored(k, *h, *present != 0);
+    }
+    let mut plan = merge.finish();
+    if plan.suspect.is_empty() {
+        return Ok((plan, Vec::new()));
+    }
+    let suspects: diff::FastMap<&str, usize> = plan
+        .suspect
+        .iter()
+        .enumerate()
+        .map(|(i, h)| (h.row.user_id.as_str(), i))
+        .collect();
+    let mut groups_only = vec![false; plan.suspect.len()];
+    for (k, _, _, core) in &stored {
+        if let (Some(core), Some(&i)) = (core, suspects.get(k.as_ref())) {
+            groups_only[i] = *core == crate::hash::account_core(plan.suspect[i].row);
+        }
+    }
+    drop(suspects);
+    let (only, suspect): (Vec<_>, Vec<_>) = plan
+        .suspect
+        .drain(..)
+        .zip(groups_only)
+        .partition(|(_, only)| *only);
+    plan.suspect = suspect.into_iter().map(|(h, _)| h).collect();
+    Ok((plan, only.into_iter().map(|(h, _)| h).collect()))
 }
 
 /// Plans the memberships by merging the snapshot's with the stored ones, read in key order
@@ -331,7 +394,7 @@ async fn changed_members(
     let mut changed = Vec::new();
     let mut same = hashbrown::HashSet::with_capacity(digests.len());
     // Every row is present: the constant keeps the shape of the other tables' reads.
-    let text = key_values(tx, "member_sets", "user_id", "digest", "TRUE", db).await?;
+    let text = key_values(tx, "member_sets", "user_id", "digest", "TRUE", None, db).await?;
     for (user, digest, _) in parse_key_values("member_sets", &text)? {
         match digests.get_key_value(user.as_ref()) {
             Some((u, d)) if *d == digest => {
@@ -503,17 +566,9 @@ impl Store {
         let mut changes: Vec<NewChange> = Vec::new();
         let mut duplicates = 0;
 
-        // Accounts.
-        let plan = plan_hashed(
-            &mut tx,
-            "accounts",
-            "user_id",
-            db,
-            &snapshot.accounts,
-            |a| &a.user_id,
-            crate::hash::account,
-        )
-        .await?;
+        // Accounts. Those whose only change is their group list are rewritten without reading
+        // their stored rows (see `plan_accounts`); the others whose hash differs are compared.
+        let (plan, groups_only) = plan_accounts(&mut tx, db, &snapshot.accounts).await?;
         duplicates += plan.duplicates;
         let old: HashMap<String, Account> = read::fetch_by_keys::<AccountRow>(
             &mut tx,
@@ -562,6 +617,7 @@ impl Store {
             .readded
             .iter()
             .chain(&plan.suspect)
+            .chain(&groups_only)
             .map(AccountWrite::new)
             .collect();
         tx.write_rows(

@@ -98,22 +98,30 @@ impl StableHasher {
                     self.json(item);
                 }
             }
-            Value::Object(map) => {
-                // Key order must not matter. Rather than sorting the keys, each entry is hashed
-                // on its own and the results are added, which commutes; a change to any one
-                // entry changes its term and so the sum.
-                let mut sum = 0u64;
-                for (k, v) in map {
-                    let mut entry = StableHasher::new(16);
-                    entry.bytes(k.as_bytes());
-                    entry.json(v);
-                    sum = sum.wrapping_add(entry.finish() as u64);
-                }
-                self.word(16);
-                self.word(map.len() as u64);
-                self.word(sum);
-            }
+            Value::Object(map) => self.object(map, None),
         }
+    }
+
+    /// A JSON object, leaving out the entry `skip` if it has one.
+    fn object(&mut self, map: &serde_json::Map<String, Value>, skip: Option<&str>) {
+        // Key order must not matter. Rather than sorting the keys, each entry is hashed on its
+        // own and the results are added, which commutes; a change to any one entry changes its
+        // term and so the sum.
+        let mut sum = 0u64;
+        let mut len = 0u64;
+        for (k, v) in map {
+            if Some(k.as_str()) == skip {
+                continue;
+            }
+            let mut entry = StableHasher::new(16);
+            entry.bytes(k.as_bytes());
+            entry.json(v);
+            sum = sum.wrapping_add(entry.finish() as u64);
+            len += 1;
+        }
+        self.word(16);
+        self.word(len);
+        self.word(sum);
     }
 
     /// The hash as the signed 64-bit integer both backends store.
@@ -150,6 +158,31 @@ pub(crate) fn account(a: &Account) -> i64 {
     h.opt_str(a.title.as_deref());
     h.opt_str(a.created_date.as_deref());
     h.json(&a.raw);
+    h.finish()
+}
+
+/// The hash of an account without its group list (`groups`, and the `groups` entry of the raw
+/// object): what [`crate::diff::account_changes`] compares. An account whose full hash changed
+/// but whose core hash did not changed only its groups, which the memberships log, so its stored
+/// row need not be read and compared (see `commit_database`).
+pub(crate) fn account_core(a: &Account) -> i64 {
+    let mut h = StableHasher::new(5);
+    h.opt_str(a.login_name.as_deref());
+    h.opt_str(a.email.as_deref());
+    h.opt_str(a.first_name.as_deref());
+    h.opt_str(a.last_name.as_deref());
+    h.opt_str(a.display_name.as_deref());
+    h.bool(a.active);
+    h.opt_str(a.user_type.as_deref());
+    h.opt_str(a.default_database.as_deref());
+    h.opt_str(a.phone.as_deref());
+    h.opt_str(a.department.as_deref());
+    h.opt_str(a.title.as_deref());
+    h.opt_str(a.created_date.as_deref());
+    match &a.raw {
+        Value::Object(map) => h.object(map, Some("groups")),
+        other => h.json(other),
+    }
     h.finish()
 }
 
@@ -265,6 +298,30 @@ mod tests {
             let mut a = acc();
             edit(&mut a);
             assert_ne!(account(&a), base, "edit {i} kept the hash");
+        }
+    }
+
+    #[test]
+    fn the_core_hash_ignores_only_the_groups() {
+        let base = account_core(&acc());
+        let mut a = acc();
+        a.groups.push("g3".into());
+        a.raw["groups"] = json!(["g1", "g2", "g3"]);
+        assert_eq!(account_core(&a), base);
+        assert_ne!(account(&a), account(&acc()));
+        // Any other field, or any other entry of the raw object, changes it.
+        type Edit = Box<dyn Fn(&mut Account)>;
+        let edits: Vec<Edit> = vec![
+            Box::new(|a| a.email = None),
+            Box::new(|a| a.active = false),
+            Box::new(|a| a.created_date = Some("2020".into())),
+            Box::new(|a| a.raw["extra"]["a"] = json!(2)),
+            Box::new(|a| a.raw["group"] = json!(["g1"])),
+        ];
+        for (i, edit) in edits.iter().enumerate() {
+            let mut a = acc();
+            edit(&mut a);
+            assert_ne!(account_core(&a), base, "edit {i} kept the core hash");
         }
     }
 

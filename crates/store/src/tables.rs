@@ -36,6 +36,8 @@ pub(crate) const ACCOUNTS: Table = Table {
         ("created_date", TEXT),
         ("raw", TEXT),
         ("hash", INT),
+        ("core_hash", INT),
+        ("core_for", INT),
         ("present", PRESENT),
         ("first_seen_at", NOW),
         ("updated_run", RUN),
@@ -48,6 +50,7 @@ pub(crate) const ACCOUNTS: Table = Table {
          group_ids = excluded.group_ids, default_database = excluded.default_database, \
          phone = excluded.phone, department = excluded.department, title = excluded.title, \
          created_date = excluded.created_date, raw = excluded.raw, hash = excluded.hash, \
+         core_hash = excluded.core_hash, core_for = excluded.core_for, \
          present = excluded.present, removed_at = NULL, last_seen_at = NULL, \
          updated_run = excluded.updated_run",
     ),

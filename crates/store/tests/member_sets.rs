@@ -4,6 +4,11 @@
 //! database `b`, whose member sets are wiped before each commit so that it reads every stored
 //! membership, as every commit did before the migration. Both must log the same changes, hold the
 //! same memberships, and match what each step changed.
+//!
+//! Accounts' core hashes (`migrations/*/20261128000003_account_core_hash.sql`) are tested the same
+//! way: an account whose only change is its group list is rewritten without being compared, so
+//! `b`'s core hashes are wiped before each commit, as if its rows predated the migration, and
+//! both databases must log the same field-level changes and hold the same accounts.
 
 mod common;
 
@@ -18,6 +23,7 @@ both_backends!(
     only_changed_users_are_read_and_nothing_is_missed,
     sets_written_before_the_migration_are_filled_in,
     sets_older_than_the_last_commit_are_not_trusted,
+    accounts_whose_only_change_is_their_groups_are_not_compared,
 );
 
 /// Runs statements on a connection of its own, as a migration or an operator would.
@@ -346,4 +352,257 @@ async fn sets_older_than_the_last_commit_are_not_trusted(ctx: Ctx) {
     let v2: &[(&str, &[&str])] = &[("g1", &["u2"]), ("g2", &["u1"])];
     let expected: BTreeSet<Key> = [removed("g1", "u1")].into_iter().collect();
     assert_eq!(commit_both(&ctx, &all, v2, None).await, expected);
+}
+
+type FullKey = (
+    ChangeKind,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+);
+
+/// Every column of the changes one run logged for one database.
+async fn full_changes(ctx: &Ctx, run: RunId, db: &str) -> BTreeSet<FullKey> {
+    ctx.store
+        .changes(&ChangeQuery {
+            limit: 10_000,
+            ..ChangeQuery::default()
+        })
+        .await
+        .expect("changes")
+        .into_iter()
+        .filter(|c| c.run_id == run && c.database == db)
+        .map(|c| {
+            (
+                c.kind,
+                c.user_id,
+                c.group_id,
+                c.field,
+                c.old_value,
+                c.new_value,
+            )
+        })
+        .collect()
+}
+
+/// A snapshot of `db` with users u1..u4 and groups g1..g3 whose accounts carry their groups (in
+/// `groups` and in the raw object, as the API reports them), then `edit` applied to each account.
+fn snapshot_with_groups(
+    db: &str,
+    members: &[(&str, &[&str])],
+    edit: &(dyn Fn(&mut model::Account) + Sync),
+) -> DatabaseSnapshot {
+    let mut s = snapshot(db, &["g1", "g2", "g3"], members);
+    s.accounts.truncate(4);
+    for a in &mut s.accounts {
+        a.groups = members
+            .iter()
+            .filter(|(_, us)| us.contains(&a.user_id.as_str()))
+            .map(|(g, _)| (*g).to_owned())
+            .collect();
+        a.raw["groups"] = serde_json::json!(a.groups);
+        edit(a);
+    }
+    s
+}
+
+/// Commits the same content into `a` (core hashes kept) and `b` (core hashes wiped first, so
+/// every account whose hash differs is compared in full), checks that both logged the same
+/// changes and hold the snapshot's accounts, and returns `a`'s changes.
+async fn commit_accounts_both(
+    ctx: &Ctx,
+    members: &[(&str, &[&str])],
+    edit: &(dyn Fn(&mut model::Account) + Sync),
+) -> BTreeSet<FullKey> {
+    let run = ctx
+        .store
+        .start_run(&["a".into(), "b".into()])
+        .await
+        .expect("run");
+    exec(
+        ctx,
+        &["UPDATE accounts SET core_hash = NULL, core_for = NULL WHERE database = 'b'"],
+    )
+    .await;
+    let mut found = Vec::new();
+    for db in ["a", "b"] {
+        let s = snapshot_with_groups(db, members, edit);
+        ctx.store
+            .commit_database(run, &s, &stats())
+            .await
+            .expect("commit");
+        let stored = ctx.store.load_database(db).await.expect("load");
+        assert_eq!(stored.accounts, sorted(s.clone()).accounts, "{db}");
+        assert_eq!(stored.memberships, sorted(s).memberships, "{db}");
+        found.push(full_changes(ctx, run, db).await);
+    }
+    assert_eq!(
+        found[0], found[1],
+        "core hashes must log what comparing every changed account logs"
+    );
+    tick().await;
+    found.swap_remove(0)
+}
+
+fn field_change(kind: ChangeKind, u: &str, field: &str, old: &str, new: &str) -> FullKey {
+    (
+        kind,
+        Some(u.to_owned()),
+        None,
+        Some(field.to_owned()),
+        Some(old.to_owned()),
+        Some(new.to_owned()),
+    )
+}
+
+fn membership_change(kind: ChangeKind, g: &str, u: &str) -> FullKey {
+    (
+        kind,
+        Some(u.to_owned()),
+        Some(g.to_owned()),
+        None,
+        None,
+        None,
+    )
+}
+
+async fn accounts_whose_only_change_is_their_groups_are_not_compared(ctx: Ctx) {
+    use ChangeKind::{AccountChanged, MembershipAdded, MembershipRemoved};
+    let none = |_: &mut model::Account| {};
+    let v1: &[(&str, &[&str])] = &[
+        ("g1", &["u1", "u2"]),
+        ("g2", &["u1", "u3"]),
+        ("g3", &["u4"]),
+    ];
+    assert!(commit_accounts_both(&ctx, v1, &none).await.is_empty());
+
+    // u1 leaves g2: its account changes only in its groups, which log as the membership only.
+    let v2: &[(&str, &[&str])] = &[("g1", &["u1", "u2"]), ("g2", &["u3"]), ("g3", &["u4"])];
+    let expected: BTreeSet<FullKey> = [membership_change(MembershipRemoved, "g2", "u1")]
+        .into_iter()
+        .collect();
+    assert_eq!(commit_accounts_both(&ctx, v2, &none).await, expected);
+
+    // u2 joins g3 and changes its email in the same harvest: both are logged.
+    let v3: &[(&str, &[&str])] = &[
+        ("g1", &["u1", "u2"]),
+        ("g2", &["u3"]),
+        ("g3", &["u2", "u4"]),
+    ];
+    let email = |a: &mut model::Account| {
+        if a.user_id == "u2" {
+            a.email = Some("new2@firm.test".into());
+        }
+    };
+    let expected: BTreeSet<FullKey> = [
+        membership_change(MembershipAdded, "g3", "u2"),
+        field_change(
+            AccountChanged,
+            "u2",
+            "email",
+            "user2@firm.test",
+            "new2@firm.test",
+        ),
+    ]
+    .into_iter()
+    .collect();
+    assert_eq!(commit_accounts_both(&ctx, v3, &email).await, expected);
+
+    // u3 joins g1 and its raw object gains an entry (no known field): logged as `raw`.
+    let v4: &[(&str, &[&str])] = &[
+        ("g1", &["u1", "u2", "u3"]),
+        ("g2", &["u3"]),
+        ("g3", &["u2", "u4"]),
+    ];
+    let raw = |a: &mut model::Account| {
+        email(a);
+        if a.user_id == "u3" {
+            a.raw["extension"] = serde_json::json!(42);
+        }
+    };
+    let got = commit_accounts_both(&ctx, v4, &raw).await;
+    assert_eq!(got.len(), 2, "{got:?}");
+    assert!(got.contains(&membership_change(MembershipAdded, "g1", "u3")));
+    assert!(got.iter().any(|c| c.0 == AccountChanged
+        && c.1.as_deref() == Some("u3")
+        && c.3.as_deref() == Some("raw")));
+
+    // u4 is deactivated and leaves g3.
+    let v5: &[(&str, &[&str])] = &[
+        ("g1", &["u1", "u2", "u3"]),
+        ("g2", &["u3"]),
+        ("g3", &["u2"]),
+    ];
+    let inactive = |a: &mut model::Account| {
+        raw(a);
+        if a.user_id == "u4" {
+            a.active = false;
+        }
+    };
+    let expected: BTreeSet<FullKey> = [
+        membership_change(MembershipRemoved, "g3", "u4"),
+        field_change(
+            ChangeKind::AccountDeactivated,
+            "u4",
+            "active",
+            "true",
+            "false",
+        ),
+    ]
+    .into_iter()
+    .collect();
+    assert_eq!(commit_accounts_both(&ctx, v5, &inactive).await, expected);
+
+    // A binary older than the core hashes (still harvesting while a newer replica migrated the
+    // store) rewrote u1's email and hash but left its core hash, which still matches the
+    // snapshot's. Only distrust of that core hash finds the email change back.
+    exec(
+        &ctx,
+        &["UPDATE accounts SET email = 'old1@firm.test', hash = hash + 1 WHERE user_id = 'u1'"],
+    )
+    .await;
+    let v6: &[(&str, &[&str])] = &[
+        ("g1", &["u1", "u2", "u3"]),
+        ("g2", &["u3"]),
+        ("g3", &["u1", "u2"]),
+    ];
+    let expected: BTreeSet<FullKey> = [
+        membership_change(MembershipAdded, "g3", "u1"),
+        field_change(
+            AccountChanged,
+            "u1",
+            "email",
+            "old1@firm.test",
+            "user1@firm.test",
+        ),
+    ]
+    .into_iter()
+    .collect();
+    assert_eq!(commit_accounts_both(&ctx, v6, &inactive).await, expected);
+
+    // Every account `a` wrote carries a trusted core hash.
+    let sql = "SELECT COUNT(*) FROM accounts WHERE database = 'a' AND core_for = hash";
+    let trusted: i64 = match ctx.backend {
+        Backend::Postgres => {
+            let mut c = sqlx::PgConnection::connect(&ctx.url)
+                .await
+                .expect("connect");
+            sqlx::query_scalar(sql)
+                .fetch_one(&mut c)
+                .await
+                .expect("count")
+        }
+        Backend::Sqlite => {
+            let mut c = sqlx::SqliteConnection::connect(&ctx.url)
+                .await
+                .expect("connect");
+            sqlx::query_scalar(sql)
+                .fetch_one(&mut c)
+                .await
+                .expect("count")
+        }
+    };
+    assert_eq!(trusted, 4);
 }
