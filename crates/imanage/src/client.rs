@@ -550,7 +550,13 @@ impl Client {
             {
                 return Ok(None);
             }
-            let mut body = Vec::new();
+            // Sized once from the announced length (already checked against the limit), up to
+            // a few MiB: a server that announces more than it sends does not get more reserved.
+            let announced = response
+                .content_length()
+                .map_or(0, |n| usize::try_from(n).unwrap_or(0))
+                .min(4 << 20);
+            let mut body = Vec::with_capacity(announced);
             while let Some(chunk) = response.chunk().await? {
                 if body.len().saturating_add(chunk.len()) > limit {
                     return Ok(None);
