@@ -562,7 +562,7 @@ fn report(args: &Args, runs: &[GraphRun], sql: &SqlRuns) -> Vec<Figure> {
         let on = runs.get(1).and_then(graph);
         let ratio = |g: Option<Duration>| {
             g.map_or("-".to_string(), |g| {
-                format!("{:.0}x", o.quantile(0.5).as_secs_f64() / g.as_secs_f64())
+                format!("{:.1}x", o.quantile(0.5).as_secs_f64() / g.as_secs_f64())
             })
         };
         b.row([
@@ -575,15 +575,19 @@ fn report(args: &Args, runs: &[GraphRun], sql: &SqlRuns) -> Vec<Figure> {
             on.map_or("-".into(), ms),
             ratio(on),
         ]);
-        if let Some(g) = off {
-            let r = o.quantile(0.5).as_secs_f64() / g.as_secs_f64();
-            figures.push(Figure::new(
-                "query",
-                format!("SQL / graph median at {} (cache off)", rate_label(o)),
-                format!("{r:.1}x"),
-                ">= 10x",
-                r >= 10.0,
-            ));
+        // Both servers' settings are goals: the cache off is the graph's own speed, the cache
+        // on is how `idgraph serve` runs by default.
+        for (g, server) in [(off, "cache off"), (on, "cache on")] {
+            if let Some(g) = g {
+                let r = o.quantile(0.5).as_secs_f64() / g.as_secs_f64();
+                figures.push(Figure::new(
+                    "query",
+                    format!("SQL / graph median at {} ({server})", rate_label(o)),
+                    format!("{r:.1}x"),
+                    ">= 10x",
+                    r >= 10.0,
+                ));
+            }
         }
     }
     if let Some(graph_max) = runs.first().map(|r| &r.max) {
