@@ -92,8 +92,8 @@ fn stats() -> CrawlStats {
 
 type Key = (ChangeKind, Option<String>, Option<String>);
 
-/// The changes one run logged for one database: kind, user, group.
-async fn changes(ctx: &Ctx, run: RunId, db: &str) -> BTreeSet<Key> {
+/// Every change one run logged for one database.
+async fn logged(ctx: &Ctx, run: RunId, db: &str) -> Vec<store::Change> {
     ctx.store
         .changes(&ChangeQuery {
             limit: 10_000,
@@ -103,6 +103,14 @@ async fn changes(ctx: &Ctx, run: RunId, db: &str) -> BTreeSet<Key> {
         .expect("changes")
         .into_iter()
         .filter(|c| c.run_id == run && c.database == db)
+        .collect()
+}
+
+/// The changes one run logged for one database: kind, user, group.
+async fn changes(ctx: &Ctx, run: RunId, db: &str) -> BTreeSet<Key> {
+    logged(ctx, run, db)
+        .await
+        .into_iter()
         .map(|c| (c.kind, c.user_id, c.group_id))
         .collect()
 }
@@ -365,15 +373,9 @@ type FullKey = (
 
 /// Every column of the changes one run logged for one database.
 async fn full_changes(ctx: &Ctx, run: RunId, db: &str) -> BTreeSet<FullKey> {
-    ctx.store
-        .changes(&ChangeQuery {
-            limit: 10_000,
-            ..ChangeQuery::default()
-        })
+    logged(ctx, run, db)
         .await
-        .expect("changes")
         .into_iter()
-        .filter(|c| c.run_id == run && c.database == db)
         .map(|c| {
             (
                 c.kind,
