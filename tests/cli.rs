@@ -150,16 +150,24 @@ async fn killed_harvests_leave_a_consistent_store(backend: Backend) {
     )
     .await;
     sim.handle.set_faults(0.0, 2);
+    // How long a whole first harvest takes on this machine, into a store of its own, so that
+    // the kills land inside a harvest however fast the build and the machine are.
+    let probe = TestStore::new(backend).await;
+    let probe_started = Instant::now();
+    let out = run(harvest_command(&sim, &probe.url)).await;
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let whole = probe_started.elapsed();
     let ts = TestStore::new(backend).await;
     let mut kills = 0;
-    for delay_ms in [150u64, 600, 1200, 2000, 3000] {
+    for (i, fraction) in [0.05, 0.2, 0.4, 0.6, 0.85].into_iter().enumerate() {
+        let delay = whole.mul_f64(fraction);
         let mut child = harvest_command(&sim, &ts.url)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
             .unwrap();
         let started = Instant::now();
-        while started.elapsed() < Duration::from_millis(delay_ms) {
+        while started.elapsed() < delay {
             if child.try_wait().unwrap().is_some() {
                 break;
             }
@@ -171,11 +179,11 @@ async fn killed_harvests_leave_a_consistent_store(backend: Backend) {
         }
         child.wait().unwrap();
         // Between kills the simulator moves on, so later harvests have changes to write.
-        sim.handle.mutate(0.01, delay_ms);
+        sim.handle.mutate(0.01, 100 * (i as u64 + 1));
     }
     assert!(
         kills >= 3,
-        "the harvests were too fast to be killed mid-way ({kills} kills)"
+        "the harvests were too fast to be killed mid-way ({kills} kills; a whole one took {whole:?})"
     );
     sim.handle.set_faults(0.0, 0);
     let out = run(harvest_command(&sim, &ts.url)).await;
