@@ -304,37 +304,11 @@ async fn measure_graph(
     )
     .await;
     let mut rates = Vec::new();
+    let what = format!("{} person", cache.label());
     for (i, &rate) in args.rates.iter().enumerate() {
-        let o = loadgen::open_loop(
-            &person,
-            rate,
-            Duration::from_secs_f64(args.seconds),
-            args.connections,
-            100 + i as u64,
-        )
-        .await;
-        eprintln!(
-            "query: {} person at {rate}/s: p50 {} p99 {} p99.9 {} errors {}",
-            cache.label(),
-            ms(o.quantile(0.5)),
-            ms(o.quantile(0.99)),
-            ms(o.quantile(0.999)),
-            o.errors
-        );
-        rates.push(o);
+        rates.push(at_rate(&person, rate, args, 100 + i as u64, &what).await);
     }
-    let max = loadgen::closed_loop(
-        &person,
-        Duration::from_secs_f64(args.max_seconds),
-        args.max_connections,
-        200,
-    )
-    .await;
-    eprintln!(
-        "query: {} person, closed loop: {:.0}/s",
-        cache.label(),
-        max.throughput
-    );
+    let max = flat_out(&person, args, &what).await;
     let listing = loadgen::open_loop(
         &listing,
         args.listing_rate,
@@ -412,32 +386,44 @@ async fn measure_sql(
             skipped.push(rate);
             continue;
         }
-        let o = loadgen::open_loop(
-            &target,
-            rate,
-            Duration::from_secs_f64(args.seconds),
-            args.connections,
-            100 + i as u64,
-        )
-        .await;
-        eprintln!(
-            "query: plain SQL at {rate}/s: p50 {} p99 {} errors {}",
-            ms(o.quantile(0.5)),
-            ms(o.quantile(0.99)),
-            o.errors
-        );
-        runs.push(o);
+        runs.push(at_rate(&target, rate, args, 100 + i as u64, "plain SQL").await);
     }
+    let max = flat_out(&target, args, "plain SQL").await;
+    server.stop();
+    Ok(SqlRuns { runs, max, skipped })
+}
+
+/// One open-loop run at `rate` for `args.seconds` on `args.connections`, with its progress line.
+async fn at_rate(target: &Target, rate: f64, args: &Args, seed: u64, what: &str) -> Outcome {
+    let o = loadgen::open_loop(
+        target,
+        rate,
+        Duration::from_secs_f64(args.seconds),
+        args.connections,
+        seed,
+    )
+    .await;
+    eprintln!(
+        "query: {what} at {rate}/s: p50 {} p99 {} p99.9 {} errors {}",
+        ms(o.quantile(0.5)),
+        ms(o.quantile(0.99)),
+        ms(o.quantile(0.999)),
+        o.errors
+    );
+    o
+}
+
+/// The closed-loop run for the maximum throughput, with its progress line.
+async fn flat_out(target: &Target, args: &Args, what: &str) -> Outcome {
     let max = loadgen::closed_loop(
-        &target,
+        target,
         Duration::from_secs_f64(args.max_seconds),
         args.max_connections,
         200,
     )
     .await;
-    eprintln!("query: plain SQL, closed loop: {:.0}/s", max.throughput);
-    server.stop();
-    Ok(SqlRuns { runs, max, skipped })
+    eprintln!("query: {what}, closed loop: {:.0}/s", max.throughput);
+    max
 }
 
 fn report(args: &Args, runs: &[GraphRun], sql: &SqlRuns) -> Vec<Figure> {
