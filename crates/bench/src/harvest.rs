@@ -19,9 +19,9 @@ const CLIENT_SECRET: &str = "idgraph-secret";
 /// The goal: crawl wall time within this factor of the bound.
 const GOAL_RATIO: f64 = 1.15;
 
-/// Options of the harvest section.
+/// The size of the simulated firm of the harvest and store sections.
 #[derive(Debug, Clone, clap::Args)]
-pub struct Args {
+pub struct FirmArgs {
     /// Databases in the simulated firm.
     #[arg(long, default_value_t = 10)]
     pub databases: usize,
@@ -31,6 +31,23 @@ pub struct Args {
     /// Groups per database.
     #[arg(long, default_value_t = 300)]
     pub groups: usize,
+}
+
+impl Default for FirmArgs {
+    fn default() -> Self {
+        Self {
+            databases: 10,
+            users: 20_000,
+            groups: 300,
+        }
+    }
+}
+
+/// Options of the harvest section.
+#[derive(Debug, Clone, clap::Args)]
+pub struct Args {
+    #[command(flatten)]
+    pub firm: FirmArgs,
     /// Latency the simulator adds to every API call, in milliseconds.
     #[arg(long, default_value_t = 20)]
     pub latency_ms: u64,
@@ -48,9 +65,7 @@ pub struct Args {
 impl Default for Args {
     fn default() -> Self {
         Self {
-            databases: 10,
-            users: 20_000,
-            groups: 300,
+            firm: FirmArgs::default(),
             latency_ms: 20,
             caps: vec![4, 16, 64],
             fault_rate: 0.05,
@@ -60,12 +75,12 @@ impl Default for Args {
 }
 
 /// Generates the firm and starts the simulator on a free loopback port.
-pub(crate) async fn start_sim(
-    databases: usize,
-    users: usize,
-    groups: usize,
-    latency_ms: u64,
-) -> anyhow::Result<SimOnItsOwn> {
+pub(crate) async fn start_sim(firm: &FirmArgs, latency_ms: u64) -> anyhow::Result<SimOnItsOwn> {
+    let FirmArgs {
+        databases,
+        users,
+        groups,
+    } = *firm;
     let started = Instant::now();
     let config = SimConfig {
         firm: FirmSpec {
@@ -265,7 +280,7 @@ async fn measure(
 /// Runs the section: prints its table and returns its goals.
 pub async fn run(args: &Args) -> anyhow::Result<Vec<Figure>> {
     let section_started = Instant::now();
-    let sim = start_sim(args.databases, args.users, args.groups, args.latency_ms).await?;
+    let sim = start_sim(&args.firm, args.latency_ms).await?;
     let mut runs = Vec::new();
     for fault_rate in [0.0, args.fault_rate] {
         for &cap in &args.caps {
@@ -348,9 +363,9 @@ pub async fn run(args: &Args) -> anyhow::Result<Vec<Figure>> {
     table.print(&format!(
         "Harvest against its lower bound ({} databases x {} users, {} groups; {} ms a call; \
          page size {}; section took {:.0} s)",
-        args.databases,
-        args.users,
-        args.groups,
+        args.firm.databases,
+        args.firm.users,
+        args.firm.groups,
         args.latency_ms,
         args.page_size,
         section_started.elapsed().as_secs_f64()

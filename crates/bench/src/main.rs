@@ -8,6 +8,7 @@ mod harvest;
 mod query;
 mod report;
 mod resolve;
+mod scratch;
 mod store;
 
 use clap::{Parser, Subcommand};

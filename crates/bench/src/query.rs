@@ -15,6 +15,7 @@ mod loadgen;
 mod sql;
 
 use crate::report::{Figure, Table};
+use crate::scratch::ScratchDatabase;
 use anyhow::{bail, Context};
 use axum::serve::ListenerExt as _;
 use bytes::Bytes;
@@ -24,7 +25,6 @@ use imanage_sim::firm::{self, Firm, FirmSpec, SimDatabase, SimGroup, Truth};
 use imanage_sim::{ClientSpec, Sim, SimConfig};
 use loadgen::{Outcome, Target};
 use secrecy::SecretString;
-use sqlx::Connection;
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -117,10 +117,12 @@ pub async fn run(args: &Args) -> anyhow::Result<Vec<Figure>> {
         .clone()
         .or_else(|| std::env::var("IDGRAPH_TEST_PG_URL").ok())
         .unwrap_or_else(|| "postgres://postgres@127.0.0.1:5432/postgres".to_string());
-    let db = BenchDatabase::create(&admin_url).await?;
+    let db = ScratchDatabase::create(&admin_url, "query").await?;
     let load_before = load_average();
     let result = run_on(args, &binary, &db.url).await;
-    db.drop_it().await;
+    if let Err(e) = db.drop_database().await {
+        eprintln!("query: dropping the benchmark's database failed: {e:#}");
+    }
     let figures = result?;
     // The load generator, the server and PostgreSQL share this machine with whatever else runs
     // on it; the load average says how much else that was.
@@ -931,16 +933,8 @@ impl Server {
 
     /// The server's resident memory, MiB.
     fn rss_mib(&self) -> Option<f64> {
-        let pid = self.child.id()?;
-        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-        let kb: f64 = status
-            .lines()
-            .find(|l| l.starts_with("VmRSS:"))?
-            .split_whitespace()
-            .nth(1)?
-            .parse()
-            .ok()?;
-        Some(kb / 1024.0)
+        let bytes = graph::memory::resident_bytes_of(self.child.id()?)?;
+        Some(bytes as f64 / (1024.0 * 1024.0))
     }
 
     async fn stop(mut self) {
@@ -1041,60 +1035,4 @@ fn random_key() -> String {
     (0..32)
         .map(|_| char::from(b"0123456789abcdef"[rng.random_range(0..16)]))
         .collect()
-}
-
-/// A PostgreSQL database of this run, created empty and dropped at the end.
-struct BenchDatabase {
-    admin_url: String,
-    name: String,
-    url: String,
-}
-
-impl BenchDatabase {
-    async fn create(admin_url: &str) -> anyhow::Result<BenchDatabase> {
-        let name = format!(
-            "idgraph_bench_query_{}_{}",
-            std::process::id(),
-            chrono_free_stamp()
-        );
-        let mut conn = sqlx::PgConnection::connect(admin_url)
-            .await
-            .context("connecting to PostgreSQL (set IDGRAPH_TEST_PG_URL or --database-url)")?;
-        sqlx::query(&format!("CREATE DATABASE {name}"))
-            .execute(&mut conn)
-            .await?;
-        conn.close().await?;
-        let mut url = url::Url::parse(admin_url)?;
-        url.set_path(&format!("/{name}"));
-        Ok(BenchDatabase {
-            admin_url: admin_url.to_string(),
-            name,
-            url: url.to_string(),
-        })
-    }
-
-    async fn drop_it(self) {
-        let dropped = async {
-            let mut conn = sqlx::PgConnection::connect(&self.admin_url).await?;
-            sqlx::query(&format!(
-                "DROP DATABASE IF EXISTS {} WITH (FORCE)",
-                self.name
-            ))
-            .execute(&mut conn)
-            .await?;
-            conn.close().await?;
-            anyhow::Ok(())
-        };
-        if let Err(e) = dropped.await {
-            eprintln!("query: dropping database {} failed: {e:#}", self.name);
-        }
-    }
-}
-
-/// Seconds since the epoch, to keep database names of runs apart.
-fn chrono_free_stamp() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
 }

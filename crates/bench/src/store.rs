@@ -3,10 +3,10 @@
 //! firm changed, crawled again and committed again, timed the same way. The first commit is
 //! measured in rows a second; the second should cost in proportion to the change, not the firm.
 
-use crate::harvest::{client, harvester, sqlite_store, start_sim};
+use crate::harvest::{client, harvester, sqlite_store, start_sim, FirmArgs};
 use crate::report::{Figure, Table};
+use crate::scratch::ScratchDatabase;
 use model::DatabaseSnapshot;
-use sqlx::Connection;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use store::{ChangeCounts, CrawlStats, Store};
@@ -17,15 +17,8 @@ const GOAL_PG_ROWS_PER_S: f64 = 250_000.0;
 /// Options of the store section.
 #[derive(Debug, Clone, clap::Args)]
 pub struct Args {
-    /// Databases in the simulated firm.
-    #[arg(long, default_value_t = 10)]
-    pub databases: usize,
-    /// User accounts per database.
-    #[arg(long, default_value_t = 20_000)]
-    pub users: usize,
-    /// Groups per database.
-    #[arg(long, default_value_t = 300)]
-    pub groups: usize,
+    #[command(flatten)]
+    pub firm: FirmArgs,
     /// The fraction of the firm changed before the second harvest.
     #[arg(long, default_value_t = 0.01)]
     pub change: f64,
@@ -41,9 +34,7 @@ pub struct Args {
 impl Default for Args {
     fn default() -> Self {
         Self {
-            databases: 10,
-            users: 20_000,
-            groups: 300,
+            firm: FirmArgs::default(),
             change: 0.01,
             pg_url: None,
             no_postgres: false,
@@ -76,46 +67,6 @@ fn rows_changed(c: &ChangeCounts) -> u64 {
         + c.workspace_entries_added
         + c.workspace_entries_removed
         + c.workspace_entries_changed
-}
-
-/// A scratch PostgreSQL database, dropped by [`PgScratch::drop_database`].
-struct PgScratch {
-    admin: String,
-    name: String,
-    url: String,
-}
-
-impl PgScratch {
-    async fn create(admin: &str) -> anyhow::Result<PgScratch> {
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)?
-            .as_nanos();
-        let name = format!("idgraph_bench_{}_{nanos}", std::process::id());
-        let mut conn = sqlx::PgConnection::connect(admin).await?;
-        sqlx::query(&format!("CREATE DATABASE {name}"))
-            .execute(&mut conn)
-            .await?;
-        conn.close().await?;
-        let mut url = url::Url::parse(admin)?;
-        url.set_path(&name);
-        Ok(PgScratch {
-            admin: admin.to_string(),
-            name,
-            url: url.to_string(),
-        })
-    }
-
-    async fn drop_database(self) -> anyhow::Result<()> {
-        let mut conn = sqlx::PgConnection::connect(&self.admin).await?;
-        sqlx::query(&format!(
-            "DROP DATABASE IF EXISTS {} WITH (FORCE)",
-            self.name
-        ))
-        .execute(&mut conn)
-        .await?;
-        conn.close().await?;
-        Ok(())
-    }
 }
 
 /// Crawls every database of the simulator once, without a store: the snapshots, their stats,
@@ -193,7 +144,7 @@ struct Backend {
 /// Runs the section: prints its table and returns its goals.
 pub async fn run(args: &Args) -> anyhow::Result<Vec<Figure>> {
     let section_started = Instant::now();
-    let sim = start_sim(args.databases, args.users, args.groups, 0).await?;
+    let sim = start_sim(&args.firm, 0).await?;
     let (scratch, _scratch_dir) = sqlite_store().await?;
     let (first, first_crawl) = crawl_all(&sim, &scratch).await?;
     let first = Arc::new(first);
@@ -220,7 +171,7 @@ pub async fn run(args: &Args) -> anyhow::Result<Vec<Figure>> {
             std::env::var("IDGRAPH_TEST_PG_URL")
                 .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
         });
-        let scratch = PgScratch::create(&admin).await?;
+        let scratch = ScratchDatabase::create(&admin, "store").await?;
         let store = match Store::connect(&scratch.url).await {
             Ok(store) => store,
             Err(e) => {
@@ -288,9 +239,9 @@ pub async fn run(args: &Args) -> anyhow::Result<Vec<Figure>> {
     table.print(&format!(
         "Store writes ({} databases x {} users, {} groups: {accounts} accounts, {memberships} \
          memberships, {entries} workspace rows; section took {:.0} s)",
-        args.databases,
-        args.users,
-        args.groups,
+        args.firm.databases,
+        args.firm.users,
+        args.firm.groups,
         section_started.elapsed().as_secs_f64()
     ));
     println!(

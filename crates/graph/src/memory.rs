@@ -9,7 +9,16 @@
 /// The resident set size of this process in bytes (`VmRSS` of `/proc/self/status`), or `None`
 /// where that file does not exist (not Linux).
 pub fn resident_bytes() -> Option<u64> {
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    vm_rss("/proc/self/status")
+}
+
+/// The resident set size of process `pid` in bytes, as [`resident_bytes`] reads its own.
+pub fn resident_bytes_of(pid: u32) -> Option<u64> {
+    vm_rss(&format!("/proc/{pid}/status"))
+}
+
+fn vm_rss(status_path: &str) -> Option<u64> {
+    let status = std::fs::read_to_string(status_path).ok()?;
     let kb: u64 = status
         .lines()
         .find(|l| l.starts_with("VmRSS:"))?
