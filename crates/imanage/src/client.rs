@@ -9,6 +9,7 @@ use crate::models::{
     NewUser, Removal, User, UserPatch, Workspace, WorkspaceListing, WorkspaceSecurity,
 };
 use crate::pagination::{pages, Page};
+use crate::permits::Permits;
 use crate::retry::{backoff, parse_retry_after, RetryCause};
 use crate::stats::{ClientStats, Stats};
 use futures::{Stream, StreamExt};
@@ -19,7 +20,7 @@ use serde_json::Value;
 use std::num::NonZeroU32;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
-use tokio::sync::{OnceCell, Semaphore};
+use tokio::sync::OnceCell;
 use tracing::{debug, instrument, warn, Span};
 use url::Url;
 
@@ -43,7 +44,7 @@ pub(crate) struct Inner {
     pub(crate) config: ClientConfig,
     http: reqwest::Client,
     auth: Auth,
-    permits: Semaphore,
+    permits: Permits,
     limiter: Option<DefaultDirectRateLimiter>,
     stats: Arc<Stats>,
     /// The v2 profile's discovery, made once on the first call that needs the customer id.
@@ -239,7 +240,7 @@ impl Client {
             .map(|n| RateLimiter::direct(Quota::per_second(n)));
         Ok(Self {
             inner: Arc::new(Inner {
-                permits: Semaphore::new(config.max_concurrency),
+                permits: Permits::new(config.max_concurrency),
                 config,
                 http,
                 auth,

@@ -51,6 +51,7 @@ mod error;
 mod lenient;
 mod models;
 mod pagination;
+mod permits;
 mod retry;
 mod stats;
 

@@ -1,0 +1,217 @@
+//! The client's concurrency cap: at most `n` requests in flight, with waiting calls admitted in
+//! **random order** rather than first come, first served.
+//!
+//! A harvest queues thousands of calls at once, and they cost very different amounts of CPU: a
+//! workspace's security is a few hundred bytes, a page of users is 1,000 objects to decode. In
+//! arrival order, each list's calls sit together in the queue (every security call of every
+//! database, then the member pages, then whatever list's later pages came back last), so the
+//! crawl went through a phase where the cap was full of cheap calls and the cores idled, and one
+//! where it was full of expensive ones and every call waited for a core. Admitting a waiting
+//! call at random serves each list in proportion to what it still has queued: the expensive
+//! and cheap calls interleave for the whole crawl, and the lists finish together. Nothing
+//! waits forever: a call waiting among `k` others is admitted at each release with probability
+//! `1/(k+1)`.
+
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use tokio::sync::oneshot;
+
+/// A counting semaphore whose waiters are admitted in random order.
+pub(crate) struct Permits {
+    state: Arc<Mutex<State>>,
+}
+
+struct State {
+    free: usize,
+    waiting: Vec<oneshot::Sender<Permit>>,
+    rng: u64,
+}
+
+/// The right to have one request in flight; given back when dropped.
+pub(crate) struct Permit {
+    state: Option<Arc<Mutex<State>>>,
+}
+
+fn lock(state: &Mutex<State>) -> MutexGuard<'_, State> {
+    // The state is a counter and a list: consistent after any panic elsewhere.
+    state.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+impl State {
+    /// xorshift64*: enough to pick a waiter, and no lock on a shared generator.
+    fn below(&mut self, n: usize) -> usize {
+        let mut x = self.rng;
+        x ^= x >> 12;
+        x ^= x << 25;
+        x ^= x >> 27;
+        self.rng = x;
+        (x.wrapping_mul(0x2545_F491_4F6C_DD1D) % n as u64) as usize
+    }
+}
+
+impl Permits {
+    /// `n` permits (at least one).
+    pub(crate) fn new(n: usize) -> Self {
+        Self {
+            state: Arc::new(Mutex::new(State {
+                free: n.max(1),
+                waiting: Vec::new(),
+                rng: rand::random::<u64>() | 1,
+            })),
+        }
+    }
+
+    /// Waits for a permit. Cancel-safe: a permit handed to a waiter that has gone is passed on.
+    pub(crate) async fn acquire(&self) -> Permit {
+        let rx = {
+            let mut state = lock(&self.state);
+            if state.free > 0 && state.waiting.is_empty() {
+                state.free -= 1;
+                return Permit {
+                    state: Some(self.state.clone()),
+                };
+            }
+            let (tx, rx) = oneshot::channel();
+            state.waiting.push(tx);
+            rx
+        };
+        match rx.await {
+            Ok(permit) => permit,
+            // Senders are only dropped with the state, which `self` keeps alive.
+            Err(_) => unreachable!("the permit pool went away while a call waited on it"),
+        }
+    }
+
+    /// Permits free right now (for tests and diagnostics).
+    #[cfg(test)]
+    pub(crate) fn available(&self) -> usize {
+        lock(&self.state).free
+    }
+}
+
+impl Drop for Permit {
+    fn drop(&mut self) {
+        let Some(shared) = self.state.take() else {
+            return;
+        };
+        let mut state = lock(&shared);
+        loop {
+            let tx = if !state.waiting.is_empty() {
+                let n = state.waiting.len();
+                let i = state.below(n);
+                state.waiting.swap_remove(i)
+            } else {
+                state.free += 1;
+                return;
+            };
+            if tx.is_closed() {
+                continue;
+            }
+            let permit = Permit {
+                state: Some(shared.clone()),
+            };
+            match tx.send(permit) {
+                Ok(()) => return,
+                // The waiter went between the check and the send: take the permit back
+                // without running this drop again (the lock is held), and pick another.
+                Err(mut back) => {
+                    back.state = None;
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::time::Duration;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn never_more_than_n_in_flight_and_every_call_runs() {
+        let permits = Arc::new(Permits::new(3));
+        let in_flight = Arc::new(AtomicUsize::new(0));
+        let peak = Arc::new(AtomicUsize::new(0));
+        let tasks: Vec<_> = (0..200)
+            .map(|_| {
+                let (permits, in_flight, peak) = (permits.clone(), in_flight.clone(), peak.clone());
+                tokio::spawn(async move {
+                    let _permit = permits.acquire().await;
+                    let now = in_flight.fetch_add(1, Ordering::SeqCst) + 1;
+                    peak.fetch_max(now, Ordering::SeqCst);
+                    tokio::time::sleep(Duration::from_micros(200)).await;
+                    in_flight.fetch_sub(1, Ordering::SeqCst);
+                })
+            })
+            .collect();
+        for t in tasks {
+            t.await.unwrap();
+        }
+        assert_eq!(peak.load(Ordering::SeqCst), 3);
+        assert_eq!(permits.available(), 3);
+    }
+
+    #[tokio::test]
+    async fn a_waiter_that_gives_up_does_not_keep_the_permit() {
+        let permits = Permits::new(1);
+        let held = permits.acquire().await;
+        // Two waiters queue; one is dropped before the permit comes back.
+        let gone = tokio::time::timeout(Duration::from_millis(5), permits.acquire()).await;
+        assert!(gone.is_err(), "the only permit is held");
+        let waiter = permits.acquire();
+        tokio::pin!(waiter);
+        assert!(futures::poll!(&mut waiter).is_pending());
+        drop(held);
+        let second = tokio::time::timeout(Duration::from_secs(1), waiter)
+            .await
+            .expect("the live waiter gets the permit, not the one that left");
+        assert_eq!(permits.available(), 0);
+        drop(second);
+        assert_eq!(permits.available(), 1);
+    }
+
+    #[test]
+    fn a_permit_sent_to_a_dropped_receiver_comes_back() {
+        let permits = Permits::new(1);
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        let held = rt.block_on(permits.acquire());
+        // A waiter whose receiver is dropped after it queued: the release must skip it.
+        let (tx, rx) = oneshot::channel();
+        lock(&permits.state).waiting.push(tx);
+        drop(rx);
+        drop(held);
+        assert_eq!(permits.available(), 1);
+        assert!(lock(&permits.state).waiting.is_empty());
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn waiters_are_admitted_out_of_arrival_order() {
+        // 1 permit, 64 waiters queued in order: a first-come queue would admit 0, 1, 2, ...
+        let permits = Arc::new(Permits::new(1));
+        let held = permits.acquire().await;
+        let order = Arc::new(Mutex::new(Vec::new()));
+        let mut tasks = Vec::new();
+        for i in 0..64 {
+            let (permits, order) = (permits.clone(), order.clone());
+            tasks.push(tokio::spawn(async move {
+                let _p = permits.acquire().await;
+                order.lock().unwrap().push(i);
+            }));
+            // Let it queue before the next one.
+            while lock(&permits.state).waiting.len() < i + 1 {
+                tokio::task::yield_now().await;
+            }
+        }
+        drop(held);
+        for t in tasks {
+            t.await.unwrap();
+        }
+        let order = order.lock().unwrap().clone();
+        let mut sorted = order.clone();
+        sorted.sort_unstable();
+        assert_eq!(sorted, (0..64).collect::<Vec<_>>(), "every waiter ran once");
+        assert_ne!(order, sorted, "admitted at random, not in arrival order");
+    }
+}
