@@ -483,77 +483,29 @@ impl<D: Directory + 'static> Harvester<D> {
             return Ok(Err(CrawlDrift::Groups(d)));
         }
 
-        let mut min =
-            min_calls(users.items.len(), page_size) + min_calls(groups.items.len(), page_size);
-        let user_ids: HashSet<&str> = users.items.iter().map(|u| u.id.as_str()).collect();
-        let mut memberships =
-            Vec::with_capacity(member_lists.iter().map(|(_, l)| l.items.len()).sum());
-        let mut drift = None;
-        // Groups in id order and each group's members in user id order give the memberships in
-        // key order without sorting a million rows at the end.
-        let mut member_lists = member_lists;
-        member_lists.sort_unstable_by(|a, b| a.0.cmp(&b.0));
-        for (gid, mut listing) in member_lists {
-            listing
-                .items
-                .sort_unstable_by(|a, b| a.user_id.cmp(&b.user_id));
-            min += min_calls(listing.items.len(), page_size);
-            if drift.is_none() {
-                if let Some(d) = listing.drift {
-                    drift = Some(CrawlDrift::Members(gid.clone(), d));
-                }
-            }
-            for m in listing.items {
-                if drift.is_none() && !user_ids.contains(m.user_id.as_str()) {
-                    // A member the users list did not have: the user was added or removed
-                    // between the two listings.
-                    drift = Some(CrawlDrift::UnknownMember(gid.clone(), m.user_id.clone()));
-                }
-                memberships.push(Membership {
-                    database: database.to_string(),
-                    group_id: gid.clone(),
-                    user_id: m.user_id,
-                });
-            }
-        }
-        if let Some(d) = drift {
-            return Ok(Err(d));
-        }
-
-        let group_ids: HashSet<&str> = groups.items.iter().map(|g| g.id.as_str()).collect();
-        let security = match check_workspaces(database, workspaces, &user_ids, &group_ids, stats)? {
-            Ok(security) => security,
-            Err(d) => return Ok(Err(d)),
-        };
-        let (workspaces, workspace_entries) = match security {
-            Some(found) => {
-                min += found.min_calls;
-                (Some(found.workspaces), Some(found.entries))
-            }
-            // The one call that found no workspace endpoints was needed to find that out.
-            None => {
-                min += 1;
-                (None, None)
-            }
-        };
-        stats.min_calls = min;
-        debug_assert!(memberships.windows(2).all(|w| w[0] < w[1]));
-        Ok(Ok(DatabaseSnapshot {
-            database: database.to_string(),
-            accounts: users
-                .items
-                .into_iter()
-                .map(|u| u.into_account(database))
-                .collect(),
-            groups: groups
-                .items
-                .into_iter()
-                .map(|g| g.into_group(database))
-                .collect(),
-            memberships,
-            workspaces,
-            workspace_entries,
-        }))
+        // Relating the lists and building the snapshot is CPU work in proportion to the
+        // database (a million memberships): on a blocking thread of its own, so that the
+        // databases whose crawls end together assemble their snapshots side by side instead of
+        // one after another in the task that drives them all.
+        let database_owned = database.to_string();
+        let taken = std::mem::take(stats);
+        let (assembled, back) = tokio::task::spawn_blocking(move || {
+            let mut stats = taken;
+            let assembled = assemble(
+                &database_owned,
+                page_size,
+                users,
+                groups,
+                member_lists,
+                workspaces,
+                &mut stats,
+            );
+            (assembled, stats)
+        })
+        .await
+        .map_err(|e| format!("assembling the snapshot: {e}"))?;
+        *stats = back;
+        assembled
     }
 
     /// The workspaces of a database and every workspace's security, one security call per
@@ -616,6 +568,90 @@ impl<D: Directory + 'static> Harvester<D> {
         .await?;
         Ok(Some(fetch))
     }
+}
+
+/// Relates one pass's lists (members and security entries against the users and groups
+/// listed) and builds the database's snapshot, or the drift that voids the pass.
+#[allow(clippy::too_many_arguments)]
+fn assemble(
+    database: &str,
+    page_size: u32,
+    users: crawl::Listing<imanage::User>,
+    groups: crawl::Listing<imanage::Group>,
+    member_lists: Vec<(String, crawl::Listing<imanage::Member>)>,
+    workspaces: Option<WorkspaceFetch>,
+    stats: &mut CrawlStats,
+) -> Result<Result<DatabaseSnapshot, CrawlDrift>, String> {
+    let mut min =
+        min_calls(users.items.len(), page_size) + min_calls(groups.items.len(), page_size);
+    let user_ids: HashSet<&str> = users.items.iter().map(|u| u.id.as_str()).collect();
+    let mut memberships = Vec::with_capacity(member_lists.iter().map(|(_, l)| l.items.len()).sum());
+    let mut drift = None;
+    // Groups in id order and each group's members in user id order give the memberships in
+    // key order without sorting a million rows at the end.
+    let mut member_lists = member_lists;
+    member_lists.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+    for (gid, mut listing) in member_lists {
+        listing
+            .items
+            .sort_unstable_by(|a, b| a.user_id.cmp(&b.user_id));
+        min += min_calls(listing.items.len(), page_size);
+        if drift.is_none() {
+            if let Some(d) = listing.drift {
+                drift = Some(CrawlDrift::Members(gid.clone(), d));
+            }
+        }
+        for m in listing.items {
+            if drift.is_none() && !user_ids.contains(m.user_id.as_str()) {
+                // A member the users list did not have: the user was added or removed
+                // between the two listings.
+                drift = Some(CrawlDrift::UnknownMember(gid.clone(), m.user_id.clone()));
+            }
+            memberships.push(Membership {
+                database: database.to_string(),
+                group_id: gid.clone(),
+                user_id: m.user_id,
+            });
+        }
+    }
+    if let Some(d) = drift {
+        return Ok(Err(d));
+    }
+
+    let group_ids: HashSet<&str> = groups.items.iter().map(|g| g.id.as_str()).collect();
+    let security = match check_workspaces(database, workspaces, &user_ids, &group_ids, stats)? {
+        Ok(security) => security,
+        Err(d) => return Ok(Err(d)),
+    };
+    let (workspaces, workspace_entries) = match security {
+        Some(found) => {
+            min += found.min_calls;
+            (Some(found.workspaces), Some(found.entries))
+        }
+        // The one call that found no workspace endpoints was needed to find that out.
+        None => {
+            min += 1;
+            (None, None)
+        }
+    };
+    stats.min_calls = min;
+    debug_assert!(memberships.windows(2).all(|w| w[0] < w[1]));
+    Ok(Ok(DatabaseSnapshot {
+        database: database.to_string(),
+        accounts: users
+            .items
+            .into_iter()
+            .map(|u| u.into_account(database))
+            .collect(),
+        groups: groups
+            .items
+            .into_iter()
+            .map(|g| g.into_group(database))
+            .collect(),
+        memberships,
+        workspaces,
+        workspace_entries,
+    }))
 }
 
 /// What [`Harvester::fetch_workspaces`] read of a database's workspaces.
