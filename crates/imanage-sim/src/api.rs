@@ -7,7 +7,7 @@ use crate::auth::BearerError;
 use crate::fault::FaultKind;
 use crate::firm::{self, SimUser, SimWorkspace};
 use crate::world::DbState;
-use crate::{lock, read, write, Shared};
+use crate::{lock, read, Shared};
 use axum::extract::rejection::{JsonRejection, QueryRejection};
 use axum::extract::{MatchedPath, Path, Query, Request, State};
 use axum::http::{header, HeaderValue, Method, StatusCode};
@@ -238,7 +238,17 @@ pub(crate) async fn gate(State(shared): State<Arc<Shared>>, req: Request, next: 
     }
     let mut req = req;
     req.extensions_mut().insert(caller);
-    let response = next.run(req).await;
+    let cacheable = crate::pages::cacheable(kind) && shared.drift.load(Ordering::Relaxed) == 0;
+    let response = if cacheable && shared.pages.enabled() {
+        let key = req.uri().to_string();
+        let version = shared.world_version.load(Ordering::SeqCst);
+        match shared.pages.get(&key, version) {
+            Some(response) => response,
+            None => shared.pages.fill(key, version, next.run(req).await).await,
+        }
+    } else {
+        next.run(req).await
+    };
     match body_fault {
         Some((fault, page_size)) if response.status() == StatusCode::OK => {
             let body = match axum::body::to_bytes(response.into_body(), usize::MAX).await {
@@ -444,7 +454,7 @@ pub(crate) fn users_list_with_drift(
 ) -> ApiResult {
     let drift = shared.drift.load(Ordering::Relaxed);
     if drift > 0 {
-        let mut world = write(&shared.world);
+        let mut world = shared.world_mut();
         let d = world
             .position(customer)
             .ok_or_else(|| unknown_customer(customer))?;
@@ -612,7 +622,7 @@ pub(crate) async fn create_user(
     let active = optional_bool(&map, "active")?.unwrap_or(true);
     check_password(&map)?;
 
-    let mut world = write(&shared.world);
+    let mut world = shared.world_mut();
     let d = world
         .position(&customer)
         .ok_or_else(|| unknown_customer(&customer))?;
@@ -707,7 +717,7 @@ pub(crate) async fn update_user(
     let active = optional_bool(&map, "active")?;
     check_password(&map)?;
 
-    let mut world = write(&shared.world);
+    let mut world = shared.world_mut();
     let d = world
         .position(&customer)
         .ok_or_else(|| unknown_customer(&customer))?;
@@ -794,7 +804,7 @@ pub(crate) async fn delete_user(
     State(shared): State<Arc<Shared>>,
     Path((customer, user_id)): Path<(String, String)>,
 ) -> ApiResult {
-    let mut world = write(&shared.world);
+    let mut world = shared.world_mut();
     let d = world
         .position(&customer)
         .ok_or_else(|| unknown_customer(&customer))?;
@@ -923,7 +933,7 @@ pub(crate) async fn add_member(
 ) -> ApiResult {
     let map = json_object(body)?;
     let user_id = required_string(&map, "user_id")?;
-    let mut world = write(&shared.world);
+    let mut world = shared.world_mut();
     let state = world
         .db_mut(&customer)
         .ok_or_else(|| unknown_customer(&customer))?;
@@ -954,7 +964,7 @@ pub(crate) async fn remove_member(
     State(shared): State<Arc<Shared>>,
     Path((customer, group_id, user_id)): Path<(String, String, String)>,
 ) -> ApiResult {
-    let mut world = write(&shared.world);
+    let mut world = shared.world_mut();
     let state = world
         .db_mut(&customer)
         .ok_or_else(|| unknown_customer(&customer))?;

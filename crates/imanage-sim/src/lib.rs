@@ -29,6 +29,7 @@ mod delay;
 mod fault;
 pub mod firm;
 mod names;
+mod pages;
 mod rng;
 pub mod security;
 mod v2;
@@ -45,7 +46,7 @@ use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashSet};
 use std::net::SocketAddr;
 use std::str::FromStr;
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::Duration;
 use tokio::net::TcpListener;
@@ -280,6 +281,20 @@ pub(crate) struct Shared {
     down: RwLock<HashSet<String>>,
     stats: Mutex<SimStats>,
     delays: delay::Delays,
+    /// Bumped whenever the world is written ([`Shared::world_mut`]): rendered pages of an
+    /// older version are stale.
+    world_version: AtomicU64,
+    /// Rendered list pages, when switched on ([`SimHandle::cache_pages`]).
+    pages: pages::PageCache,
+}
+
+impl Shared {
+    /// The world, for writing: every rendered page of the version before is stale from now on.
+    pub(crate) fn world_mut(&self) -> RwLockWriteGuard<'_, world::World> {
+        let guard = write(&self.world);
+        self.world_version.fetch_add(1, Ordering::SeqCst);
+        guard
+    }
 }
 
 // A panic while a lock is held (a bug) must not take every later request down with it: the state
@@ -341,6 +356,8 @@ impl Sim {
             down: RwLock::new(HashSet::new()),
             stats: Mutex::new(SimStats::default()),
             delays: delay::Delays::default(),
+            world_version: AtomicU64::new(0),
+            pages: pages::PageCache::default(),
         };
         Sim {
             shared: Arc::new(shared),
@@ -545,6 +562,16 @@ impl SimHandle {
         f.latency_ms = latency_ms;
     }
 
+    /// Serves the answers of list calls (users, groups, members, workspaces, a workspace's
+    /// security) from a cache of rendered bodies, kept until the world next changes. Off by
+    /// default. The answers are byte for byte the same; what changes is the simulator's CPU:
+    /// a benchmark that runs client and simulator on the same cores can take the simulator's
+    /// rendering off the client's account (the API it stands for runs on machines of its own).
+    /// Switching it off empties the cache.
+    pub fn cache_pages(&self, on: bool) {
+        self.shared.pages.set_enabled(on);
+    }
+
     /// The current fault rate and latency.
     pub fn faults(&self) -> (f64, u64) {
         let f = lock(&self.shared.faults);
@@ -581,7 +608,7 @@ impl SimHandle {
     /// few additions and removals) and about `fraction` of all memberships (half added, half
     /// removed), deterministically for a seed and a state, and reports each change.
     pub fn mutate(&self, fraction: f64, seed: u64) -> MutationReport {
-        write(&self.shared.world).mutate(fraction, seed)
+        self.shared.world_mut().mutate(fraction, seed)
     }
 
     /// Invalidates every access token at once; returns how many there were. Refresh tokens
