@@ -551,8 +551,23 @@ impl<D: Directory + 'static> Harvester<D> {
         };
         fetch.read = stream::iter(workspaces.items.into_iter().map(|ws| {
             let observer = &security_observer;
+            // Each call in a task of its own, as list pages are: the answer is read and
+            // decoded (and the concurrency permit handed on) on whichever worker is free, not
+            // queued behind everything else the task driving this harvest has to do.
+            let call = Spawned(tokio::spawn({
+                let directory = self.directory.clone();
+                let (database, id) = (database.to_string(), ws.id.clone());
+                async move { directory.workspace_security(&database, &id).await }
+            }));
             async move {
-                match dir.workspace_security(database, &ws.id).await {
+                let answer = match call.await {
+                    Ok(answer) => answer,
+                    Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+                    Err(e) => {
+                        return Err(format!("reading the security of workspace {}: {e}", ws.id))
+                    }
+                };
+                match answer {
                     Ok(security) => {
                         observer.page(security.members.len(), None, security.attempts);
                         Ok((ws, Some(security)))
@@ -652,6 +667,27 @@ fn assemble(
         workspaces,
         workspace_entries,
     }))
+}
+
+/// A spawned task that is aborted when its handle is dropped (the crawl that wanted its answer
+/// ended early, on an error elsewhere or by being cancelled).
+struct Spawned<T>(tokio::task::JoinHandle<T>);
+
+impl<T> Drop for Spawned<T> {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+impl<T> std::future::Future for Spawned<T> {
+    type Output = Result<T, tokio::task::JoinError>;
+
+    fn poll(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Self::Output> {
+        std::pin::Pin::new(&mut self.0).poll(cx)
+    }
 }
 
 /// What [`Harvester::fetch_workspaces`] read of a database's workspaces.
