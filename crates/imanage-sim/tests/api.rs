@@ -623,3 +623,52 @@ async fn the_router_works_without_a_socket() {
     assert_eq!(resp.status().as_u16(), 200);
     assert_eq!(sim.handle().stats().tokens_issued, 1);
 }
+
+#[tokio::test]
+async fn cached_pages_are_the_rendered_ones_until_the_world_changes() {
+    let sim = start(small_config()).await;
+    let token = sim.token(None).await;
+    let databases = sim.running.handle.databases();
+    let db = &databases[0];
+    let users = sim.api(db, "/users?start_index=0&max_results=50");
+    let (_, uncached) = sim.get(&users, &token).await;
+
+    sim.running.handle.cache_pages(true);
+    let (status, first) = sim.get(&users, &token).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(
+        first, uncached,
+        "the cache renders what the handler renders"
+    );
+    let (_, again) = sim.get(&users, &token).await;
+    assert_eq!(again, first);
+    let calls_before = sim.running.handle.stats().calls["users_list"];
+
+    // A write through the API: the next page shows it.
+    let id = first["data"][0]["id"].as_str().expect("an id").to_string();
+    let (status, body) = sim
+        .send(
+            Method::PATCH,
+            &sim.api(db, &format!("/users/{id}")),
+            &token,
+            Some(json!({"title": "Cache Buster"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let (_, after) = sim.get(&users, &token).await;
+    assert_eq!(after["data"][0]["title"], "Cache Buster");
+
+    // A change made through the handle (as tests and benchmarks mutate the firm) too.
+    sim.running.handle.mutate(0.5, 3);
+    let (_, mutated) = sim.get(&users, &token).await;
+    sim.running.handle.cache_pages(false);
+    let (_, fresh) = sim.get(&users, &token).await;
+    assert_eq!(mutated, fresh, "nothing stale served after a mutation");
+    assert_ne!(mutated, after, "half the firm changed");
+
+    // Cached calls still pass the gate: counted, and refused without a token.
+    assert!(sim.running.handle.stats().calls["users_list"] > calls_before);
+    sim.running.handle.cache_pages(true);
+    let (status, _) = sim.get(&users, "not-a-token").await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+}
