@@ -23,6 +23,7 @@ use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use store::{ChangeCounts, CrawlStats, RunId, Store};
+use tokio_util::task::AbortOnDropHandle;
 use tracing::{info, instrument, warn};
 
 pub use progress::{LogProgress, Progress, TerminalProgress};
@@ -488,9 +489,8 @@ impl<D: Directory + 'static> Harvester<D> {
         // databases whose crawls end together assemble their snapshots side by side instead of
         // one after another in the task that drives them all.
         let database_owned = database.to_string();
-        let taken = std::mem::take(stats);
-        let (assembled, back) = tokio::task::spawn_blocking(move || {
-            let mut stats = taken;
+        let mut counted = *stats;
+        let assembling = tokio::task::spawn_blocking(move || {
             let assembled = assemble(
                 &database_owned,
                 page_size,
@@ -498,13 +498,16 @@ impl<D: Directory + 'static> Harvester<D> {
                 groups,
                 member_lists,
                 workspaces,
-                &mut stats,
+                &mut counted,
             );
-            (assembled, stats)
-        })
-        .await
-        .map_err(|e| format!("assembling the snapshot: {e}"))?;
-        *stats = back;
+            (assembled, counted)
+        });
+        let (assembled, counted) = match assembling.await {
+            Ok(done) => done,
+            Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+            Err(e) => return Err(format!("assembling the snapshot: {e}")),
+        };
+        *stats = counted;
         assembled
     }
 
@@ -554,7 +557,7 @@ impl<D: Directory + 'static> Harvester<D> {
             // Each call in a task of its own, as list pages are: the answer is read and
             // decoded (and the concurrency permit handed on) on whichever worker is free, not
             // queued behind everything else the task driving this harvest has to do.
-            let call = Spawned(tokio::spawn({
+            let call = AbortOnDropHandle::new(tokio::spawn({
                 let directory = self.directory.clone();
                 let (database, id) = (database.to_string(), ws.id.clone());
                 async move { directory.workspace_security(&database, &id).await }
@@ -667,27 +670,6 @@ fn assemble(
         workspaces,
         workspace_entries,
     }))
-}
-
-/// A spawned task that is aborted when its handle is dropped (the crawl that wanted its answer
-/// ended early, on an error elsewhere or by being cancelled).
-struct Spawned<T>(tokio::task::JoinHandle<T>);
-
-impl<T> Drop for Spawned<T> {
-    fn drop(&mut self) {
-        self.0.abort();
-    }
-}
-
-impl<T> std::future::Future for Spawned<T> {
-    type Output = Result<T, tokio::task::JoinError>;
-
-    fn poll(
-        mut self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<Self::Output> {
-        std::pin::Pin::new(&mut self.0).poll(cx)
-    }
 }
 
 /// What [`Harvester::fetch_workspaces`] read of a database's workspaces.
