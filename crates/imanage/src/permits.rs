@@ -194,9 +194,9 @@ mod tests {
         let order = Arc::new(Mutex::new(Vec::new()));
         let mut tasks = Vec::new();
         for i in 0..64 {
-            let (permits, order) = (permits.clone(), order.clone());
+            let (pool, order) = (permits.clone(), order.clone());
             tasks.push(tokio::spawn(async move {
-                let _p = permits.acquire().await;
+                let _p = pool.acquire().await;
                 order.lock().unwrap().push(i);
             }));
             // Let it queue before the next one.
