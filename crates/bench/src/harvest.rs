@@ -287,10 +287,7 @@ async fn measure(
 /// simulator's gate (counting, latency, faults, token and scope checks).
 async fn warm_page_cache(sim: &RunningSim, page_size: u32) -> anyhow::Result<()> {
     let started = Instant::now();
-    let (latency_before, faults_before) = {
-        let (rate, latency) = sim.handle.faults();
-        (latency, rate)
-    };
+    let (rate_before, latency_before) = sim.handle.faults();
     sim.handle.cache_pages(true);
     sim.handle.set_faults(0.0, 0);
     let (store, _dir) = sqlite_store().await?;
@@ -306,7 +303,7 @@ async fn warm_page_cache(sim: &RunningSim, page_size: u32) -> anyhow::Result<()>
     });
     futures::future::try_join_all(crawls).await?;
     store.close().await;
-    sim.handle.set_faults(faults_before, latency_before);
+    sim.handle.set_faults(rate_before, latency_before);
     eprintln!(
         "simulator's page cache filled by an untimed crawl in {:.1} s",
         started.elapsed().as_secs_f64()
