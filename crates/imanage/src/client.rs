@@ -60,6 +60,8 @@ pub(crate) struct Call {
     method: Method,
     url: Url,
     body: Option<Vec<u8>>,
+    /// The first page of a list: admitted ahead of other waiting calls (see `permits`).
+    pub(crate) opens_list: bool,
 }
 
 /// A complete answer.
@@ -68,6 +70,9 @@ pub(crate) struct Reply {
     retry_after: Option<Duration>,
     pub(crate) body: Vec<u8>,
 }
+
+/// Bodies at least this long are decoded off the runtime's worker threads ([`Client::read_decoded`]).
+const DECODE_OFF_THREAD_BYTES: usize = 32 * 1024;
 
 /// A failed attempt that may be retried.
 pub(crate) struct Failure {
@@ -345,6 +350,7 @@ impl Client {
             method,
             url,
             body,
+            opens_list: false,
         })
     }
 
@@ -365,6 +371,7 @@ impl Client {
             method: Method::GET,
             url: self.url(&["api"])?,
             body: None,
+            opens_list: false,
         };
         self.read_decoded(&call, &mut Attempts::default(), decode_discovery)
             .await
@@ -413,7 +420,11 @@ impl Client {
                 limiter.until_ready().await;
             }
             // Held for the exchange only: never during a backoff or a token renewal.
-            let permit = self.inner.permits.acquire().await;
+            let permit = self
+                .inner
+                .permits
+                .acquire(&call.customer, call.opens_list)
+                .await;
             // A renewal may have finished while this request queued for a permit; sending the
             // old token would only earn a 401.
             if let Some(newer) = self.inner.auth.newer(&bearer) {
@@ -639,15 +650,36 @@ impl Client {
     /// A read decoded by `decode`. A successful answer whose body is not JSON at all (cut
     /// short or garbled on the way) is retried like a 502, under the same policy; JSON of the
     /// wrong shape is an error at once, since asking again would get the same.
-    pub(crate) async fn read_decoded<T>(
+    ///
+    /// A large body (a page of users is a few hundred KB) is decoded on a blocking thread: the
+    /// runtime's workers stay free to send the next requests and read the answers that have
+    /// come in, instead of leaving them queued for the milliseconds a page takes to decode.
+    pub(crate) async fn read_decoded<T, F>(
         &self,
         call: &Call,
         st: &mut Attempts,
-        decode: impl Fn(&[u8]) -> Result<T>,
-    ) -> Result<T> {
+        decode: F,
+    ) -> Result<T>
+    where
+        T: Send + 'static,
+        F: Fn(&[u8]) -> Result<T> + Clone + Send + 'static,
+    {
         loop {
             let reply = self.read(call, st).await?;
-            match decode(&reply.body) {
+            let decoded = if reply.body.len() >= DECODE_OFF_THREAD_BYTES {
+                let decode = decode.clone();
+                match tokio::task::spawn_blocking(move || decode(&reply.body)).await {
+                    Ok(decoded) => decoded,
+                    Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+                    Err(e) => Err(Error::Transport {
+                        message: format!("decoding the answer was cancelled: {e}"),
+                        timeout: false,
+                    }),
+                }
+            } else {
+                decode(&reply.body)
+            };
+            match decoded {
                 Err(e) if is_not_json(&e) => {
                     let failure = Failure::retry(RetryCause::Malformed, false, e);
                     self.pause(&call.customer, st, failure).await?;
@@ -664,7 +696,7 @@ impl Client {
             .call(customer_id, Method::GET, &["users", user_id], &[], None)
             .await?;
         let api = self.api();
-        self.read_decoded(&call, &mut Attempts::default(), |body| {
+        self.read_decoded(&call, &mut Attempts::default(), move |body| {
             decode_user(body, api)
         })
         .await

@@ -106,14 +106,15 @@ impl Cursor {
                 query.push(("total", "true"));
             }
         }
-        let call = self
+        let mut call = self
             .client
             .call(&self.customer, Method::GET, &segments, &query, None)
             .await?;
+        call.opens_list = self.pages == 0;
         let mut st = Attempts::default();
         let (items, total) = self
             .client
-            .read_decoded(&call, &mut st, |body| T::decode_page(body, api))
+            .read_decoded(&call, &mut st, move |body| T::decode_page(body, api))
             .await?;
         // A server that ignores `max_results` is not one whose offsets can be trusted; the page
         // is refused whole rather than cut.
