@@ -234,17 +234,19 @@ mod tests {
         assert!(lock(&permits.state).waiting.is_empty());
     }
 
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn waiters_are_admitted_out_of_arrival_order() {
-        // 1 permit, 64 waiters queued in order: a first-come queue would admit 0, 1, 2, ...
-        let permits = Arc::new(Permits::new(1));
-        let held = permits.acquire("db", false).await;
+    /// Queues `calls` (database, opens_list) one after another behind `held`, the pool's only
+    /// permit, then lets it go: the indexes of `calls` in the order they were admitted.
+    async fn admission_order(
+        permits: Arc<Permits>,
+        held: Permit,
+        calls: Vec<(&'static str, bool)>,
+    ) -> Vec<usize> {
         let order = Arc::new(Mutex::new(Vec::new()));
         let mut tasks = Vec::new();
-        for i in 0..64 {
+        for (i, (database, opens_list)) in calls.into_iter().enumerate() {
             let (pool, order) = (permits.clone(), order.clone());
             tasks.push(tokio::spawn(async move {
-                let _p = pool.acquire("db", false).await;
+                let _p = pool.acquire(database, opens_list).await;
                 order.lock().unwrap().push(i);
             }));
             // Let it queue before the next one.
@@ -257,6 +259,15 @@ mod tests {
             t.await.unwrap();
         }
         let order = order.lock().unwrap().clone();
+        order
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn waiters_are_admitted_out_of_arrival_order() {
+        // 1 permit, 64 waiters queued in order: a first-come queue would admit 0, 1, 2, ...
+        let permits = Arc::new(Permits::new(1));
+        let held = permits.acquire("db", false).await;
+        let order = admission_order(permits, held, vec![("db", false); 64]).await;
         let mut sorted = order.clone();
         sorted.sort_unstable();
         assert_eq!(sorted, (0..64).collect::<Vec<_>>(), "every waiter ran once");
@@ -265,37 +276,20 @@ mod tests {
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn first_pages_then_the_first_database_seen_go_first() {
-        // 1 permit; queued in the worst order: the later database's calls, then the earlier
-        // one's, then first pages of lists.
+        // 1 permit; queued in the worst order: the later database's calls (0..8), then the
+        // earlier one's (8..16), then first pages of lists (16..24).
         let permits = Arc::new(Permits::new(1));
         // "early" is seen first, while the permit is still free.
         let held = permits.acquire("early", false).await;
-        let order = Arc::new(Mutex::new(Vec::new()));
-        let mut tasks = Vec::new();
-        let queue = [("late", false); 8]
+        let calls = [("late", false); 8]
             .into_iter()
             .chain([("early", false); 8])
-            .chain([("late", true); 8]);
-        for (i, (database, opens_list)) in queue.enumerate() {
-            let (pool, order) = (permits.clone(), order.clone());
-            tasks.push(tokio::spawn(async move {
-                let _p = pool.acquire(database, opens_list).await;
-                order.lock().unwrap().push((database, opens_list));
-            }));
-            while waiters(&permits) < i + 1 {
-                tokio::task::yield_now().await;
-            }
-        }
-        drop(held);
-        for t in tasks {
-            t.await.unwrap();
-        }
-        let order = order.lock().unwrap().clone();
-        let expected: Vec<_> = [("late", true); 8]
-            .into_iter()
-            .chain([("early", false); 8])
-            .chain([("late", false); 8])
+            .chain([("late", true); 8])
             .collect();
-        assert_eq!(order, expected);
+        let order = admission_order(permits, held, calls).await;
+        let group = |i: &usize| i / 8;
+        let groups: Vec<usize> = order.iter().map(group).collect();
+        let expected: Vec<usize> = [2; 8].into_iter().chain([1; 8]).chain([0; 8]).collect();
+        assert_eq!(groups, expected, "admitted: {order:?}");
     }
 }
