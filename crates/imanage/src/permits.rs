@@ -8,9 +8,9 @@
 //! crawl went through a phase where the cap was full of cheap calls and the cores idled, and one
 //! where it was full of expensive ones and every call waited for a core. Admitting a waiting
 //! call at random serves each list in proportion to what it still has queued: the expensive
-//! and cheap calls interleave for the whole crawl, and the lists finish together. Nothing
-//! waits forever: a call waiting among `k` others is admitted at each release with probability
-//! `1/(k+1)`.
+//! and cheap calls interleave for the whole crawl. Within one order (below), a call waiting
+//! among `k` others is admitted at each release with probability `1/(k+1)`; a later order waits
+//! only while an earlier one has calls waiting, and a harvest's calls are finite.
 //!
 //! Two orders go ahead of that draw:
 //! - the **first page of a list** before anything else. It is the only call that makes more
