@@ -17,9 +17,10 @@ pub mod progress;
 
 use crawl::{collect, min_calls, Drift, PageObserver};
 use futures::{stream, StreamExt, TryStreamExt};
+use hashbrown::{DefaultHashBuilder, HashTable};
 use imanage::{Directory, WorkspaceListing};
 use model::{DatabaseSnapshot, Membership, Workspace, WorkspaceEntry};
-use std::collections::HashSet;
+use std::hash::BuildHasher;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use store::{ChangeCounts, CrawlStats, RunId, Store};
@@ -602,7 +603,7 @@ fn assemble(
 ) -> Result<Result<DatabaseSnapshot, CrawlDrift>, String> {
     let mut min =
         min_calls(users.items.len(), page_size) + min_calls(groups.items.len(), page_size);
-    let user_ids: HashSet<&str> = users.items.iter().map(|u| u.id.as_str()).collect();
+    let user_ids = IdSet::new(users.items.iter().map(|u| u.id.as_str()));
     let mut memberships = Vec::with_capacity(member_lists.iter().map(|(_, l)| l.items.len()).sum());
     let mut drift = None;
     // Groups in id order and each group's members in user id order give the memberships in
@@ -620,7 +621,7 @@ fn assemble(
             }
         }
         for m in listing.items {
-            if drift.is_none() && !user_ids.contains(m.user_id.as_str()) {
+            if drift.is_none() && !user_ids.contains(&m.user_id) {
                 // A member the users list did not have: the user was added or removed
                 // between the two listings.
                 drift = Some(CrawlDrift::UnknownMember(gid.clone(), m.user_id.clone()));
@@ -636,7 +637,7 @@ fn assemble(
         return Ok(Err(d));
     }
 
-    let group_ids: HashSet<&str> = groups.items.iter().map(|g| g.id.as_str()).collect();
+    let group_ids = IdSet::new(groups.items.iter().map(|g| g.id.as_str()));
     let security = match check_workspaces(database, workspaces, &user_ids, &group_ids, stats)? {
         Ok(security) => security,
         Err(d) => return Ok(Err(d)),
@@ -691,8 +692,8 @@ struct WorkspaceFetch {
 fn check_workspaces(
     database: &str,
     fetch: Option<WorkspaceFetch>,
-    user_ids: &HashSet<&str>,
-    group_ids: &HashSet<&str>,
+    user_ids: &IdSet,
+    group_ids: &IdSet,
     stats: &mut CrawlStats,
 ) -> Result<Result<Option<SecurityCrawl>, CrawlDrift>, String> {
     let Some(fetch) = fetch else {
@@ -721,9 +722,9 @@ fn check_workspaces(
             .map_err(|e| e.to_string())?;
         for e in security.into_entries(database, &id) {
             let known = if e.is_group {
-                group_ids.contains(e.principal_id.as_str())
+                group_ids.contains(&e.principal_id)
             } else {
-                user_ids.contains(e.principal_id.as_str())
+                user_ids.contains(&e.principal_id)
             };
             if !known && drift.is_none() {
                 // Added or removed between the listings and this call.
@@ -752,6 +753,52 @@ fn check_workspaces(
         entries,
         min_calls,
     })))
+}
+
+/// The ids of a database's users (or groups), to check every membership and security entry
+/// against: a million lookups in a large firm's crawl.
+///
+/// The ids are copied side by side into one buffer. Looked up where they were decoded, each
+/// among its record's other fields and raw object, nearly every comparison missed the cache:
+/// the lookups took more time than the rest of assembling a snapshot.
+struct IdSet {
+    text: String,
+    /// `(start, end)` of each id in `text`, hashed by the id.
+    spans: HashTable<(usize, usize)>,
+    hasher: DefaultHashBuilder,
+}
+
+impl IdSet {
+    fn new<'a>(ids: impl ExactSizeIterator<Item = &'a str>) -> Self {
+        let mut set = IdSet {
+            text: String::new(),
+            spans: HashTable::with_capacity(ids.len()),
+            hasher: DefaultHashBuilder::default(),
+        };
+        for id in ids {
+            if set.contains(id) {
+                continue;
+            }
+            let start = set.text.len();
+            set.text.push_str(id);
+            let span = (start, set.text.len());
+            let IdSet {
+                text,
+                spans,
+                hasher,
+            } = &mut set;
+            spans.insert_unique(hasher.hash_one(id), span, |&(s, e)| {
+                hasher.hash_one(&text[s..e])
+            });
+        }
+        set
+    }
+
+    fn contains(&self, id: &str) -> bool {
+        self.spans
+            .find(self.hasher.hash_one(id), |&(s, e)| &self.text[s..e] == id)
+            .is_some()
+    }
 }
 
 /// What one pass found of a database's workspace security.
@@ -806,5 +853,37 @@ impl PageObserver for Observer<'_> {
     fn page(&self, records: usize, total: Option<u64>, attempts: u32) {
         self.progress
             .page(self.database, self.kind, records, total, attempts);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::IdSet;
+
+    #[test]
+    fn an_id_set_holds_exactly_its_ids() {
+        let ids: Vec<String> = (0..5000).map(|i| format!("usr_{i:06}")).collect();
+        let with_repeat: Vec<&str> = ids
+            .iter()
+            .map(String::as_str)
+            .chain(["usr_000007", ""])
+            .collect();
+        let set = IdSet::new(with_repeat.into_iter());
+        for id in &ids {
+            assert!(set.contains(id), "{id}");
+        }
+        assert!(set.contains(""), "the empty id is an id like any other");
+        for absent in [
+            "usr_005000",
+            "usr_00000",
+            "usr_0000001",
+            "USR_000001",
+            "usr_000001 ",
+        ] {
+            assert!(!set.contains(absent), "{absent}");
+        }
+        // A repeated id is kept once: the buffer holds each id one time.
+        let distinct: usize = ids.iter().map(String::len).sum();
+        assert_eq!(set.text.len(), distinct);
     }
 }
