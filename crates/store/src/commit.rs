@@ -269,12 +269,9 @@ async fn plan_hashed<'a, T>(
     table: &'static str,
     key_col: &'static str,
     db: &str,
-    rows: &'a [T],
-    key: impl Fn(&'a T) -> &'a str,
-    hash: impl Fn(&T) -> i64,
+    mut merge: diff::EntityMerge<'a, T>,
 ) -> Result<EntityPlan<'a, T>> {
     let text = key_values(tx, table, key_col, "hash", "present", None, db).await?;
-    let mut merge = diff::EntityMerge::new(rows, key, hash);
     for (k, h, present) in parse_key_values(table, &text)? {
         merge.stored(&k, h, present != 0);
     }
@@ -290,7 +287,7 @@ async fn plan_hashed<'a, T>(
 async fn plan_accounts<'a>(
     tx: &mut Tx,
     db: &str,
-    rows: &'a [Account],
+    mut merge: diff::EntityMerge<'a, Account>,
 ) -> Result<(EntityPlan<'a, Account>, Vec<Hashed<'a, Account>>)> {
     let text = key_values(
         tx,
@@ -304,11 +301,6 @@ async fn plan_accounts<'a>(
     .await?;
     let stored: Vec<(std::borrow::Cow<'_, str>, i64, i64, Option<i64>)> =
         serde_json::from_str(&text).map_err(|e| Error::corrupt("accounts", e))?;
-    let mut merge = diff::EntityMerge::new(
-        rows,
-        |a: &'a Account| a.user_id.as_str(),
-        crate::hash::account,
-    );
     for (k, h, present, _) in &stored {
         merge.stored(k, *h, *present != 0);
     }
@@ -539,6 +531,28 @@ impl Store {
         validate(snapshot)?;
         let started = std::time::Instant::now();
         let db = snapshot.database.as_str();
+        // What needs only the snapshot (every row's hash, the members' digests) is done before
+        // the write transaction: SQLite has one writer, and another database's commit can
+        // write meanwhile.
+        let accounts = diff::EntityMerge::new(
+            &snapshot.accounts,
+            |a: &Account| a.user_id.as_str(),
+            crate::hash::account,
+        );
+        let groups = diff::EntityMerge::new(
+            &snapshot.groups,
+            |g: &Group| g.group_id.as_str(),
+            crate::hash::group,
+        );
+        let workspaces = snapshot.workspaces.as_deref().map(|w| {
+            diff::EntityMerge::new(
+                w,
+                |w: &Workspace| w.workspace_id.as_str(),
+                crate::hash::workspace,
+            )
+        });
+        let merge = diff::MembershipMerge::new(&snapshot.memberships);
+        let digests = diff::member_digests(merge.rows());
         let mut tx = self.begin_write().await?;
         if let Tx::Postgres(t) = &mut tx {
             // The commit need not wait for its WAL to reach the disk: a crash can lose only the
@@ -568,7 +582,7 @@ impl Store {
 
         // Accounts. Those whose only change is their group list are rewritten without reading
         // their stored rows (see `plan_accounts`); the others whose hash differs are compared.
-        let (plan, groups_only) = plan_accounts(&mut tx, db, &snapshot.accounts).await?;
+        let (plan, groups_only) = plan_accounts(&mut tx, db, accounts).await?;
         duplicates += plan.duplicates;
         let old: HashMap<String, Account> = read::fetch_by_keys::<AccountRow>(
             &mut tx,
@@ -633,16 +647,7 @@ impl Store {
         let account_count = plan.present_after;
 
         // Groups.
-        let plan = plan_hashed(
-            &mut tx,
-            "groups",
-            "group_id",
-            db,
-            &snapshot.groups,
-            |g| &g.group_id,
-            crate::hash::group,
-        )
-        .await?;
+        let plan = plan_hashed(&mut tx, "groups", "group_id", db, groups).await?;
         duplicates += plan.duplicates;
         let old: HashMap<String, Group> = read::fetch_by_keys::<GroupRow>(
             &mut tx,
@@ -693,8 +698,6 @@ impl Store {
         // costs in proportion to the users whose memberships changed, not to the firm. Before
         // (the first commit, or memberships stored before the member sets existed), every
         // stored membership is read and merged, and the member sets are written whole.
-        let merge = diff::MembershipMerge::new(&snapshot.memberships);
-        let digests = diff::member_digests(merge.rows());
         let (plan, sets, gone) = if before.member_sets {
             let changed = changed_members(&mut tx, db, &digests).await?;
             let stored = stored_member_sets(&mut tx, db, changed).await?;
@@ -778,19 +781,10 @@ impl Store {
         }
 
         // Workspaces, only when the profile offers them.
-        if let Some(workspaces) = &snapshot.workspaces {
+        if let Some(workspaces) = workspaces {
             let log_here = log && before.has_workspaces;
             let mut local = Vec::new();
-            let plan = plan_hashed(
-                &mut tx,
-                "workspaces",
-                "workspace_id",
-                db,
-                workspaces,
-                |w| &w.workspace_id,
-                crate::hash::workspace,
-            )
-            .await?;
+            let plan = plan_hashed(&mut tx, "workspaces", "workspace_id", db, workspaces).await?;
             duplicates += plan.duplicates;
             let old: HashMap<String, Workspace> = read::fetch_by_keys::<WorkspaceRow>(
                 &mut tx,
