@@ -17,6 +17,7 @@ use std::time::{Duration, Instant};
 use harvest::{Harvester, LogProgress};
 use store::{RunStatus, StateGeneration, Store};
 use tokio::sync::{watch, Mutex, Notify};
+use tokio_util::task::AbortOnDropHandle;
 use tracing::{debug, error, info, warn};
 
 /// How often a replica checks the store for a new state without being told.
@@ -206,18 +207,10 @@ async fn harvest_and_publish(harvester: &Harvester<imanage::Client>, reloader: &
 /// [`GENERATION_CHECK_EVERY`] in any case. Runs until aborted.
 pub async fn follow_changes(reloader: Reloader) {
     let wake = Arc::new(Notify::new());
-    let listening = (reloader.store().backend() == store::Backend::Postgres)
-        .then(|| tokio::spawn(listen(reloader.store().clone(), wake.clone())));
-    // Abort the listener with this task.
-    struct AbortOnDrop(Option<tokio::task::JoinHandle<()>>);
-    impl Drop for AbortOnDrop {
-        fn drop(&mut self) {
-            if let Some(t) = &self.0 {
-                t.abort();
-            }
-        }
-    }
-    let _listening = AbortOnDrop(listening);
+    // Aborted with this task.
+    let _listening = (reloader.store().backend() == store::Backend::Postgres).then(|| {
+        AbortOnDropHandle::new(tokio::spawn(listen(reloader.store().clone(), wake.clone())))
+    });
     let mut check = tokio::time::interval(GENERATION_CHECK_EVERY);
     check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     check.tick().await;
