@@ -758,9 +758,10 @@ fn check_workspaces(
 /// The ids of a database's users (or groups), to check every membership and security entry
 /// against: a million lookups in a large firm's crawl.
 ///
-/// The ids are copied side by side into one buffer. Looked up where they were decoded, each
-/// among its record's other fields and raw object, nearly every comparison missed the cache:
-/// the lookups took more time than the rest of assembling a snapshot.
+/// The ids are copied side by side into one buffer (the layout of the graph's string interner,
+/// which this crate does not depend on). Looked up where they were decoded, each among its
+/// record's other fields and raw object, nearly every comparison missed the cache: the lookups
+/// took more time than the rest of assembling a snapshot.
 struct IdSet {
     text: String,
     /// `(start, end)` of each id in `text`, hashed by the id.
@@ -776,7 +777,8 @@ impl IdSet {
             hasher: DefaultHashBuilder::default(),
         };
         for id in ids {
-            if set.contains(id) {
+            let hash = set.hasher.hash_one(id);
+            if set.find(hash, id) {
                 continue;
             }
             let start = set.text.len();
@@ -787,16 +789,18 @@ impl IdSet {
                 spans,
                 hasher,
             } = &mut set;
-            spans.insert_unique(hasher.hash_one(id), span, |&(s, e)| {
-                hasher.hash_one(&text[s..e])
-            });
+            spans.insert_unique(hash, span, |&(s, e)| hasher.hash_one(&text[s..e]));
         }
         set
     }
 
     fn contains(&self, id: &str) -> bool {
+        self.find(self.hasher.hash_one(id), id)
+    }
+
+    fn find(&self, hash: u64, id: &str) -> bool {
         self.spans
-            .find(self.hasher.hash_one(id), |&(s, e)| &self.text[s..e] == id)
+            .find(hash, |&(s, e)| &self.text[s..e] == id)
             .is_some()
     }
 }
