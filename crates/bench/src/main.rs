@@ -3,6 +3,10 @@
 //! Every section builds what it measures (a simulated firm, a store, a served graph), measures it
 //! side by side with its bound or baseline in the same run, prints a table, and returns the
 //! figures that have goals; `all` ends with one table of every goal, met or missed.
+//!
+//! `all` runs each section in a child process of its own, one after the other: a section then
+//! starts as it would alone (a fresh heap, no threads or caches left by the one before), so the
+//! figures of `all` and of a section run by itself measure the same thing.
 
 mod harvest;
 mod query;
@@ -20,6 +24,40 @@ use std::process::ExitCode;
 struct Cli {
     #[command(subcommand)]
     command: Command,
+    /// Write the section's figures to this file (JSON) instead of printing the goals table:
+    /// how `all` collects the figures of the sections it runs in child processes.
+    #[arg(long, global = true, hide = true)]
+    figures_to: Option<std::path::PathBuf>,
+}
+
+/// The sections `all` runs, in order, each in a child process.
+const SECTIONS: [&str; 4] = ["harvest", "store", "resolve", "query"];
+
+/// Runs every section in a child process of its own and prints every goal at the end.
+fn run_all() -> anyhow::Result<Vec<Figure>> {
+    use anyhow::Context as _;
+    report::machine_banner();
+    let exe = std::env::current_exe().context("finding the benchmark executable")?;
+    let dir = tempfile::tempdir().context("creating a directory for the sections' figures")?;
+    let mut figures = Vec::new();
+    for section in SECTIONS {
+        let path = dir.path().join(format!("{section}.json"));
+        // The child's tables go straight to this process's output, as the section prints them.
+        let status = std::process::Command::new(&exe)
+            .arg(section)
+            .arg("--figures-to")
+            .arg(&path)
+            .status()
+            .with_context(|| format!("starting the {section} section"))?;
+        anyhow::ensure!(status.success(), "the {section} section failed ({status})");
+        let text = std::fs::read_to_string(&path)
+            .with_context(|| format!("reading the {section} section's figures"))?;
+        let mut section_figures: Vec<Figure> = serde_json::from_str(&text)
+            .with_context(|| format!("parsing the {section} section's figures"))?;
+        figures.append(&mut section_figures);
+    }
+    report::print_goals(&figures);
+    Ok(figures)
 }
 
 #[derive(Debug, Subcommand)]
@@ -48,6 +86,15 @@ fn main() -> ExitCode {
         .with_writer(std::io::stderr)
         .init();
     let cli = Cli::parse();
+    if let Command::All = &cli.command {
+        return match run_all() {
+            Ok(_) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("idgraph-bench: {e:#}");
+                ExitCode::FAILURE
+            }
+        };
+    }
     if let Command::ResolveChild(args) = &cli.command {
         // No runtime and nothing else in this process: its resident set is the graph's.
         return match resolve::child(args) {
@@ -65,20 +112,17 @@ fn main() -> ExitCode {
     let result = runtime.block_on(async {
         let mut figures: Vec<Figure> = Vec::new();
         match cli.command {
-            Command::All => {
-                report::machine_banner();
-                figures.extend(harvest::run(&harvest::Args::default()).await?);
-                figures.extend(store::run(&store::Args::default()).await?);
-                figures.extend(resolve::run(&resolve::Args::default()).await?);
-                figures.extend(query::run(&query::Args::default()).await?);
-            }
+            Command::All => unreachable!("handled before the runtime starts"),
             Command::Harvest(args) => figures.extend(harvest::run(&args).await?),
             Command::Store(args) => figures.extend(store::run(&args).await?),
             Command::Resolve(args) => figures.extend(resolve::run(&args).await?),
             Command::Query(args) => figures.extend(query::run(&args).await?),
             Command::ResolveChild(_) => unreachable!("handled before the runtime starts"),
         }
-        report::print_goals(&figures);
+        match &cli.figures_to {
+            Some(path) => std::fs::write(path, serde_json::to_vec(&figures)?)?,
+            None => report::print_goals(&figures),
+        }
         anyhow::Ok(figures)
     });
     match result {

@@ -3,10 +3,10 @@
 use std::fmt::Write as _;
 
 /// One measured figure that has a goal.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct Figure {
     /// The section that measured it (`harvest`, `store`, `resolve`, `query`).
-    pub section: &'static str,
+    pub section: String,
     /// What was measured, e.g. `C=16 wall / bound`.
     pub name: String,
     /// The measured value, formatted with its unit.
@@ -26,7 +26,7 @@ impl Figure {
         met: bool,
     ) -> Self {
         Self {
-            section,
+            section: section.to_string(),
             name: name.into(),
             value: value.into(),
             goal: goal.into(),
@@ -119,7 +119,7 @@ pub fn print_goals(figures: &[Figure]) {
     let mut table = Table::new(["section", "figure", "measured", "goal", "met"]);
     for f in figures {
         table.row([
-            f.section.to_string(),
+            f.section.clone(),
             f.name.clone(),
             f.value.clone(),
             f.goal.clone(),
