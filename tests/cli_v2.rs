@@ -84,13 +84,13 @@ async fn rows(url: &str, database: &str) -> model::DatabaseSnapshot {
     let mut s = store.load_database(database).await.expect("loads");
     store.close().await;
     for a in &mut s.accounts {
-        a.raw = serde_json::Value::Null;
+        a.raw = model::RawJson::null();
     }
     for g in &mut s.groups {
-        g.raw = serde_json::Value::Null;
+        g.raw = model::RawJson::null();
     }
     for w in s.workspaces.iter_mut().flatten() {
-        w.raw = serde_json::Value::Null;
+        w.raw = model::RawJson::null();
     }
     s
 }

@@ -55,13 +55,13 @@ fn v2_config(firm: FirmSpec, fault_rate: f64, token_ttl_s: u64) -> SimConfig {
 async fn stored_rows(store: &Store, database: &str) -> model::DatabaseSnapshot {
     let mut s = store.load_database(database).await.expect("loads");
     for a in &mut s.accounts {
-        a.raw = serde_json::Value::Null;
+        a.raw = model::RawJson::null();
     }
     for g in &mut s.groups {
-        g.raw = serde_json::Value::Null;
+        g.raw = model::RawJson::null();
     }
     for w in s.workspaces.iter_mut().flatten() {
-        w.raw = serde_json::Value::Null;
+        w.raw = model::RawJson::null();
     }
     s
 }

@@ -970,7 +970,7 @@ async fn workspace_reach_follows_entries_groups_and_defaults() {
         workspace_id: id.into(),
         name: Some(format!("Matter {id}")),
         default_security: default,
-        raw: json!({"id": id}),
+        raw: json!({"id": id}).into(),
     };
     let entry =
         |ws: &str, principal: &str, is_group: bool, access: model::Access| model::WorkspaceEntry {

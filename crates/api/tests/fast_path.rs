@@ -195,7 +195,7 @@ async fn workspace_grants_answer_as_async_graphql_does() {
                 workspace_id: ws.id.clone(),
                 name: Some(ws.name.clone()),
                 default_security: same(json!(ws.default_security)),
-                raw: json!({}),
+                raw: json!({}).into(),
             });
             for e in &ws.security {
                 input.workspace_entries.push(model::WorkspaceEntry {

@@ -390,7 +390,7 @@ fn reach_follows_groups_and_the_access_rule() {
         workspace_id: id.into(),
         name: None,
         default_security: d,
-        raw: serde_json::Value::Null,
+        raw: model::RawJson::null(),
     };
     i.workspaces = vec![
         ws("w-private", DefaultSecurity::Private),

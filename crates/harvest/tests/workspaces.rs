@@ -9,7 +9,7 @@ use imanage::{
     WorkspaceSecurity,
 };
 use model::{Access, DefaultSecurity};
-use serde_json::{Map, Value};
+use serde_json::Map;
 use std::collections::BTreeMap;
 use std::future::Future;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -36,7 +36,7 @@ fn workspace(id: &str) -> Workspace {
         name: Some(format!("Matter {id}")),
         default_security: Some(DefaultSecurity::Private),
         extra: Map::new(),
-        raw: Value::Null,
+        raw: model::RawJson::null(),
     }
 }
 
@@ -54,7 +54,7 @@ fn security(default: Option<DefaultSecurity>, members: Vec<SecurityMember>) -> W
         default_security: default,
         members,
         extra: Map::new(),
-        raw: Value::Null,
+        raw: model::RawJson::null(),
         attempts: 1,
     }
 }

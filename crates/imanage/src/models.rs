@@ -1,9 +1,10 @@
 //! Wire models: the user, group and member objects of the API summary, the bodies of the write
 //! calls, and the list envelope.
 //!
-//! Every response model keeps the fields it does not know in `extra`, and those that become
-//! stored rows (users, groups, workspaces) the whole object as received in `raw`, so a newer
-//! server's fields survive into the store. A `password` that a
+//! Those that become stored rows (users, groups, workspaces) keep the whole object as received
+//! in `raw`, as its text, so a newer server's fields survive into the store; the other models,
+//! and groups and workspaces too, keep the fields they do not know in `extra` (a user's are in
+//! its `raw`: [`User::extra`]). A `password` that a
 //! server should never send is dropped on arrival, so it cannot reach a log, the store or a
 //! Debug print.
 
@@ -11,9 +12,11 @@ use crate::config::ApiProfile;
 use crate::error::{decode_error, Error, Result};
 use crate::lenient;
 use crate::pagination::Page;
+use model::RawJson;
 use secrecy::{ExposeSecret, SecretString};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize, Serializer};
+use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 
 /// A user object as the API returns it (`GET users`, `GET users/{id}`, and the answers of the
@@ -114,15 +117,45 @@ pub struct User {
         skip_serializing_if = "Option::is_none"
     )]
     pub created_date: Option<String>,
-    /// Fields this version of the client does not know.
-    #[serde(flatten)]
-    pub extra: Map<String, Value>,
-    /// The object exactly as received (`Null` when built by hand).
+    /// The object exactly as received, as its text (`null` when built by hand). The fields
+    /// this version of the client does not know are in it ([`User::extra`]): users are most of
+    /// what a harvest reads, and sorting their fields into a map of their own on the way in
+    /// would cost more than reading them.
     #[serde(skip)]
-    pub raw: Value,
+    pub raw: RawJson,
 }
 
+/// The fields of the v1 user object that [`User`] reads.
+const USER_FIELDS: [&str; 14] = [
+    "id",
+    "login_name",
+    "email",
+    "first_name",
+    "last_name",
+    "display_name",
+    "active",
+    "user_type",
+    "groups",
+    "default_database",
+    "phone",
+    "department",
+    "title",
+    "created_date",
+];
+
 impl User {
+    /// Fields of the object as received that this version of the client does not know
+    /// (under the v1 names: a v2 object's own names are among them).
+    pub fn extra(&self) -> Map<String, Value> {
+        match self.raw.to_value() {
+            Value::Object(mut map) => {
+                map.retain(|k, _| !USER_FIELDS.contains(&k.as_str()));
+                map
+            }
+            _ => Map::new(),
+        }
+    }
+
     /// True unless the server says the account is inactive (the summary's default is active).
     pub fn is_active(&self) -> bool {
         self.active.unwrap_or(true)
@@ -175,9 +208,9 @@ pub struct Group {
     /// Fields this version of the client does not know.
     #[serde(flatten)]
     pub extra: Map<String, Value>,
-    /// The object exactly as received (`Null` when built by hand).
+    /// The object exactly as received, as its text (`null` when built by hand).
     #[serde(skip)]
-    pub raw: Value,
+    pub raw: RawJson,
 }
 
 impl Group {
@@ -373,10 +406,8 @@ pub(crate) struct UserV2 {
     create_date: Option<String>,
     #[serde(default, deserialize_with = "lenient::string_list")]
     groups: Vec<String>,
-    #[serde(flatten)]
-    extra: Map<String, Value>,
     #[serde(skip)]
-    raw: Value,
+    raw: RawJson,
 }
 
 impl From<UserV2> for User {
@@ -398,7 +429,6 @@ impl From<UserV2> for User {
             department: v.department,
             title: v.title,
             created_date: v.create_date,
-            extra: v.extra,
             raw: v.raw,
         }
     }
@@ -419,7 +449,7 @@ pub(crate) struct GroupV2 {
     #[serde(flatten)]
     extra: Map<String, Value>,
     #[serde(skip)]
-    raw: Value,
+    raw: RawJson,
 }
 
 impl From<GroupV2> for Group {
@@ -458,9 +488,9 @@ pub struct Workspace {
     /// Fields this version of the client does not know.
     #[serde(flatten)]
     pub extra: Map<String, Value>,
-    /// The object exactly as received (`Null` when built by hand).
+    /// The object exactly as received, as its text (`null` when built by hand).
     #[serde(skip)]
-    pub raw: Value,
+    pub raw: RawJson,
 }
 
 impl Workspace {
@@ -559,9 +589,9 @@ pub struct WorkspaceSecurity {
     /// Fields this version of the client does not know.
     #[serde(flatten)]
     pub extra: Map<String, Value>,
-    /// The object exactly as received (`Null` when built by hand).
+    /// The object exactly as received, as its text (`null` when built by hand).
     #[serde(skip)]
-    pub raw: Value,
+    pub raw: RawJson,
     /// HTTP attempts the call took (1 without retries).
     #[serde(skip)]
     pub attempts: u32,
@@ -674,11 +704,11 @@ pub(crate) fn decode_discovery(body: &[u8]) -> Result<Discovery> {
 
 /// The object as received, taken out of `value` (no copy), or, for one built by hand, its
 /// serialized fields.
-fn raw_or_serialized<T: Serialize>(value: &mut T, raw: impl Fn(&mut T) -> &mut Value) -> Value {
+fn raw_or_serialized<T: Serialize>(value: &mut T, raw: impl Fn(&mut T) -> &mut RawJson) -> RawJson {
     let received = std::mem::take(raw(value));
     if received.is_null() {
         // Built by hand rather than received: the serialized fields are the best record there is.
-        serde_json::to_value(&*value).unwrap_or(Value::Null)
+        RawJson::from(serde_json::to_value(&*value).unwrap_or(Value::Null))
     } else {
         received
     }
@@ -966,13 +996,13 @@ impl std::fmt::Debug for UserPatch {
 
 /// Types decoded from the `data` of a response, which keep the object as received.
 pub(crate) trait Decoded: DeserializeOwned {
-    fn set_raw(&mut self, raw: Value);
+    fn set_raw(&mut self, raw: RawJson);
 }
 
 macro_rules! decoded {
     ($($t:ty),*) => {
         $(impl Decoded for $t {
-            fn set_raw(&mut self, raw: Value) {
+            fn set_raw(&mut self, raw: RawJson) {
                 self.raw = raw;
             }
         })*
@@ -981,7 +1011,7 @@ macro_rules! decoded {
 decoded!(User, Group, UserV2, GroupV2, Workspace, WorkspaceSecurity);
 
 impl Decoded for Member {
-    fn set_raw(&mut self, _raw: Value) {}
+    fn set_raw(&mut self, _raw: RawJson) {}
 }
 
 /// Records a list call yields, decoded from the wire shape of the profile.
@@ -1064,6 +1094,26 @@ fn parse_json(body: &[u8]) -> Result<Value> {
     })
 }
 
+/// Decodes one object from its text as received, which becomes its `raw` as it is; the item
+/// `index` of a list, for errors. Objects that may carry a `password` go the way of
+/// [`decode_item`], which drops it: those whose text has the word, or an escape that could
+/// spell it.
+fn decode_text<T: Decoded>(item: &RawValue, index: usize) -> Result<T> {
+    let text = item.get();
+    let path = || format!("data[{index}]");
+    if text.contains("password") || text.contains("\\u") {
+        return decode_item(parse_json(text.as_bytes())?, &path());
+    }
+    match serde_json::from_str::<T>(text) {
+        Ok(mut out) => {
+            out.set_raw(RawJson::from(item));
+            Ok(out)
+        }
+        // The tree names what is wrong, with its path.
+        Err(_) => decode_item(parse_json(text.as_bytes())?, &path()),
+    }
+}
+
 /// Decodes one object; `path` says where it sat, for errors.
 fn decode_item<T: Decoded>(mut item: Value, path: &str) -> Result<T> {
     if let Value::Object(map) = &mut item {
@@ -1083,7 +1133,7 @@ fn decode_item<T: Decoded>(mut item: Value, path: &str) -> Result<T> {
                 }))
         }
     };
-    out.set_raw(item);
+    out.set_raw(RawJson::from(&item));
     Ok(out)
 }
 
@@ -1155,6 +1205,24 @@ fn list_total(total_results: Option<&Value>, total_count: Option<&Value>) -> Res
 /// One page of a list: `{"data": [...], "total_results": N}` (v1) or `{"data": [...],
 /// "total_count": N}` (v2), the total being optional.
 pub(crate) fn decode_list<T: Decoded>(body: &[u8]) -> Result<(Vec<T>, Option<u64>)> {
+    // Straight from the bytes: each item is decoded from its own text, which is kept as its
+    // `raw` without being parsed into a tree. A body this does not take whole goes the general
+    // way below, which gives the same records or names what is wrong.
+    if let Ok(ListEnvelope {
+        data: Some(data),
+        total_results,
+        total_count,
+    }) = serde_json::from_slice::<ListEnvelope<&RawValue>>(body)
+    {
+        let total = list_total(total_results.as_ref(), total_count.as_ref())?;
+        let items = data
+            .unwrap_or_default()
+            .into_iter()
+            .enumerate()
+            .map(|(i, item)| decode_text(item, i))
+            .collect::<Result<Vec<T>>>()?;
+        return Ok((items, total));
+    }
     let (data, rest) = take_data(body)?;
     let total = list_total(rest.get("total_results"), rest.get("total_count"))?;
     let items = match data {
@@ -1198,14 +1266,43 @@ mod tests {
         let u: User = decode_one(&body(v.clone())).expect("user");
         assert_eq!(u.id, "usr_001");
         assert_eq!(u.groups, vec!["grp_1", "grp_2"]);
-        assert_eq!(u.extra.get("office_location"), Some(&json!("Floor 3")));
+        assert_eq!(u.extra().get("office_location"), Some(&json!("Floor 3")));
         let a = u.into_account("acme");
         assert_eq!(a.key(), model::AccountKey::new("acme", "usr_001"));
         assert!(!a.active);
         assert!(a.is_external());
         assert_eq!(a.title.as_deref(), Some("Partner"));
         assert_eq!(a.created_date.as_deref(), Some("2016-03-14T09:21:07Z"));
-        assert_eq!(&a.raw, v.get("data").expect("data"));
+        assert_eq!(a.raw.to_value(), v["data"]);
+    }
+
+    #[test]
+    fn a_listed_user_keeps_its_text_as_received() {
+        let body = br#"{"data": [ {"id": "u1",  "zeta": [1, 2], "login_name": "jdoe", "alpha": {}} ], "total_results": 1}"#;
+        let (users, total): (Vec<User>, _) = decode_list(body).expect("list");
+        assert_eq!(total, Some(1));
+        assert_eq!(
+            users[0].raw.as_str(),
+            r#"{"id": "u1",  "zeta": [1, 2], "login_name": "jdoe", "alpha": {}}"#
+        );
+        assert_eq!(users[0].login_name.as_deref(), Some("jdoe"));
+        let extra = users[0].extra();
+        let keys: Vec<&str> = extra.keys().map(String::as_str).collect();
+        assert_eq!(keys, ["zeta", "alpha"]);
+    }
+
+    #[test]
+    fn a_password_spelled_with_escapes_is_dropped_too() {
+        let body = br#"{"data": [{"id": "7", "pass\u0077ord": "hunter2", "name": "caf\u00e9"}]}"#;
+        let (users, _): (Vec<User>, _) = decode_list(body).expect("list");
+        assert!(
+            !users[0].raw.as_str().contains("hunter2"),
+            "{:?}",
+            users[0].raw
+        );
+        assert_eq!(users[0].raw.to_value()["name"], "caf\u{e9}");
+        let (groups, _): (Vec<Group>, _) = decode_list(body).expect("list");
+        assert!(!groups[0].raw.as_str().contains("hunter2"));
     }
 
     #[test]
@@ -1219,8 +1316,8 @@ mod tests {
         assert_eq!(u.id, "7");
         assert!(u.is_active());
         assert!(!format!("{u:?}").contains("hunter2"));
-        assert!(u.raw.get("password").is_none());
-        assert!(u.extra.get("password").is_none());
+        assert!(u.raw.to_value().get("password").is_none());
+        assert!(u.extra().get("password").is_none());
     }
 
     #[test]
@@ -1250,7 +1347,7 @@ mod tests {
         assert_eq!(groups[0].member_count, Some(12));
         let g = groups[0].clone().into_group("acme");
         assert_eq!((g.group_id.as_str(), g.member_count), ("grp_001", Some(12)));
-        assert_eq!(g.raw.get("kind"), Some(&json!("x")));
+        assert_eq!(g.raw.to_value().get("kind"), Some(&json!("x")));
 
         let (members, _): (Vec<Member>, _) = decode_list(&body(json!({"data": [
             {"user_id": "u1", "login_name": "a"},
@@ -1365,11 +1462,12 @@ mod tests {
         assert_eq!(a.created_date.as_deref(), Some("2016-03-14T09:21:07Z"));
         assert_eq!(a.groups, vec!["grp_1"]);
         assert_eq!(
-            a.raw["user_num"], 1234567,
+            a.raw.to_value()["user_num"],
+            1234567,
             "raw is the v2 object as received"
         );
         assert_eq!(
-            users[0].extra.get("edit_date"),
+            users[0].extra().get("edit_date"),
             Some(&json!("2017-01-01T00:00:00Z"))
         );
         // A real v2 server's id is the login; absent fields stay empty, active by default.
@@ -1437,7 +1535,7 @@ mod tests {
             model::DefaultSecurity::Private,
             "the security call wins"
         );
-        assert_eq!(w.raw["wstype"], "workspace");
+        assert_eq!(w.raw.to_value()["wstype"], "workspace");
         let entries = sec.clone().into_entries("ACTIVE", "ACTIVE!12");
         let got: Vec<(&str, bool, model::Access)> = entries
             .iter()

@@ -34,7 +34,10 @@ async fn reads_return_what_the_simulator_holds() {
     let account = first.clone().into_account("db0");
     assert_eq!(account.user_id, first.id);
     assert_eq!(account.active, sim_first.active);
-    assert_eq!(account.raw["login_name"], sim_first.login_name.as_str());
+    assert_eq!(
+        account.raw.to_value()["login_name"],
+        sim_first.login_name.as_str()
+    );
 
     let got = client.get_user("db0", "usr_000003").await.expect("get");
     assert_eq!(got.login_name.as_deref(), Some("db0-user3"));
@@ -116,7 +119,7 @@ async fn user_lifecycle_create_update_delete() {
     let created = client.create_user("db0", &new).await.expect("create");
     assert!(created.is_active(), "the summary's default");
     assert_eq!(created.title.as_deref(), Some("Associate"));
-    assert!(created.raw.get("password").is_none());
+    assert!(created.raw.to_value().get("password").is_none());
     let in_sim = sim.handle.snapshot().remove(0);
     assert!(in_sim.users.contains_key(&created.id));
     assert!(in_sim.groups["grp_all"].members.contains(&created.id));

@@ -58,7 +58,7 @@ async fn read_all(client: &Client, db: &str) -> Read {
     let accounts = users
         .into_iter()
         .map(|u| model::Account {
-            raw: serde_json::Value::Null,
+            raw: model::RawJson::null(),
             ..u.into_account(db)
         })
         .collect();

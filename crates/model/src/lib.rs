@@ -5,7 +5,9 @@
 //! behaviour beyond small conversions, so every crate can depend on them without pulling in
 //! HTTP, SQL or the graph.
 
-use serde::{Deserialize, Serialize};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use serde_json::value::RawValue;
+use serde_json::Value;
 use std::fmt;
 
 /// Identifies one account: the database (`customer_id`, or a v2 library) and the user id in it.
@@ -27,6 +29,109 @@ impl AccountKey {
 impl fmt::Display for AccountKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}/{}", self.database, self.user_id)
+    }
+}
+
+/// A JSON value kept as the text it arrived in: the `raw` object of a row.
+///
+/// A harvest reads hundreds of thousands of these and mostly only stores them, so they are not
+/// parsed into a tree: the text is checked once (it is always valid JSON) and kept as it was
+/// received, key order and all. [`RawJson::to_value`] parses it when something needs to look
+/// inside. Equality is JSON equality (key order and spacing do not matter), like
+/// `serde_json::Value`'s.
+#[derive(Clone)]
+pub struct RawJson(Box<RawValue>);
+
+impl RawJson {
+    /// `null`, the raw object of a row built by hand rather than received.
+    pub fn null() -> Self {
+        RawJson(RawValue::NULL.to_owned())
+    }
+
+    /// Checks that `text` is one JSON value and keeps it as it is.
+    pub fn from_text(text: impl Into<String>) -> Result<Self, serde_json::Error> {
+        RawValue::from_string(text.into()).map(RawJson)
+    }
+
+    /// The JSON text.
+    pub fn as_str(&self) -> &str {
+        self.0.get()
+    }
+
+    /// True for `null`.
+    pub fn is_null(&self) -> bool {
+        self.as_str() == "null"
+    }
+
+    /// The value parsed into a tree.
+    pub fn to_value(&self) -> Value {
+        // The text was checked when it was made, so it parses; `Null` would only stand for a
+        // value too deeply nested for the parser, which the check would have refused too.
+        serde_json::from_str(self.as_str()).unwrap_or(Value::Null)
+    }
+
+    /// Changes the value through its tree (parsed, edited, written back as compact text).
+    pub fn update(&mut self, edit: impl FnOnce(&mut Value)) {
+        let mut value = self.to_value();
+        edit(&mut value);
+        *self = RawJson::from(&value);
+    }
+}
+
+impl Default for RawJson {
+    fn default() -> Self {
+        RawJson::null()
+    }
+}
+
+impl From<&Value> for RawJson {
+    fn from(value: &Value) -> Self {
+        // Serializing a `Value` cannot fail: its keys are strings.
+        RawJson(
+            serde_json::value::to_raw_value(value).unwrap_or_else(|_| RawValue::NULL.to_owned()),
+        )
+    }
+}
+
+impl From<&RawValue> for RawJson {
+    fn from(value: &RawValue) -> Self {
+        RawJson(value.to_owned())
+    }
+}
+
+impl From<Value> for RawJson {
+    fn from(value: Value) -> Self {
+        RawJson::from(&value)
+    }
+}
+
+impl PartialEq for RawJson {
+    fn eq(&self, other: &Self) -> bool {
+        self.as_str() == other.as_str() || self.to_value() == other.to_value()
+    }
+}
+
+impl fmt::Debug for RawJson {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl fmt::Display for RawJson {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl Serialize for RawJson {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        self.0.serialize(serializer)
+    }
+}
+
+impl<'de> Deserialize<'de> for RawJson {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        Box::<RawValue>::deserialize(deserializer).map(RawJson)
     }
 }
 
@@ -52,7 +157,7 @@ pub struct Account {
     pub department: Option<String>,
     pub title: Option<String>,
     pub created_date: Option<String>,
-    pub raw: serde_json::Value,
+    pub raw: RawJson,
 }
 
 impl Account {
@@ -76,7 +181,7 @@ pub struct Group {
     pub name: Option<String>,
     /// The member count the API reported on the group, if any (informational).
     pub member_count: Option<i64>,
-    pub raw: serde_json::Value,
+    pub raw: RawJson,
 }
 
 /// One account's membership of one group, in one database.
@@ -173,7 +278,7 @@ pub struct Workspace {
     pub workspace_id: String,
     pub name: Option<String>,
     pub default_security: DefaultSecurity,
-    pub raw: serde_json::Value,
+    pub raw: RawJson,
 }
 
 /// One entry of a workspace's security: a user or a group with an access level.
@@ -236,4 +341,57 @@ pub struct Override {
     pub created_by: Option<String>,
     /// Unix milliseconds.
     pub created_at: i64,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn raw_json_keeps_its_text_and_compares_as_json() {
+        let a = RawJson::from_text(r#"{"b": [1, 2], "a": {"x": null}}"#).unwrap();
+        let b = RawJson::from_text(r#"{"a":{"x":null},"b":[1,2]}"#).unwrap();
+        assert_eq!(
+            a.as_str(),
+            r#"{"b": [1, 2], "a": {"x": null}}"#,
+            "kept as received"
+        );
+        assert_eq!(a, b, "key order and spacing do not matter");
+        assert_ne!(a, RawJson::from(json!({"a": {"x": null}, "b": [1, 3]})));
+        assert_eq!(a.to_value(), json!({"a": {"x": null}, "b": [1, 2]}));
+    }
+
+    #[test]
+    fn raw_json_refuses_what_is_not_one_json_value() {
+        for text in ["", "{", "{} {}", "nul", r#"{"a": 1,}"#] {
+            assert!(RawJson::from_text(text).is_err(), "{text:?}");
+        }
+    }
+
+    #[test]
+    fn raw_json_is_null_by_default_and_edits_through_its_tree() {
+        let mut raw = RawJson::default();
+        assert!(raw.is_null());
+        assert_eq!(raw, RawJson::null());
+        raw = RawJson::from(json!({"id": "u1"}));
+        raw.update(|v| v["groups"] = json!(["g1"]));
+        assert!(!raw.is_null());
+        assert_eq!(raw.to_value(), json!({"id": "u1", "groups": ["g1"]}));
+    }
+
+    #[test]
+    fn raw_json_is_embedded_as_json_when_a_row_is_serialized() {
+        let account = Account {
+            database: "db".into(),
+            user_id: "u1".into(),
+            raw: RawJson::from_text(r#"{"id": "u1", "x": [1]}"#).unwrap(),
+            ..Account::default()
+        };
+        let text = serde_json::to_string(&account).unwrap();
+        assert!(text.contains(r#""raw":{"id": "u1", "x": [1]}"#), "{text}");
+        let back: Account = serde_json::from_str(&text).unwrap();
+        assert_eq!(back, account);
+        assert_eq!(back.raw.as_str(), account.raw.as_str());
+    }
 }

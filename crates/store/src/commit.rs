@@ -26,13 +26,13 @@ pub(crate) struct DatabaseRow {
     pub member_sets: bool,
 }
 
-/// An account ready to be written: the JSON columns serialized once.
+/// An account ready to be written: its group list serialized once (the raw object is text
+/// already).
 struct AccountWrite<'a> {
     a: &'a Account,
     hash: i64,
     core_hash: i64,
     groups: String,
-    raw: String,
 }
 
 impl<'a> AccountWrite<'a> {
@@ -42,7 +42,6 @@ impl<'a> AccountWrite<'a> {
             hash: h.hash,
             core_hash: crate::hash::account_core(h.row),
             groups: diff::groups_json(&h.row.groups),
-            raw: h.row.raw.to_string(),
         }
     }
 }
@@ -65,7 +64,7 @@ fn fill_account<'a>(w: &'a AccountWrite<'_>, out: &mut Vec<Val<'a>>) {
         t(&a.department),
         t(&a.title),
         t(&a.created_date),
-        Val::Text(Some(&w.raw)),
+        Val::Text(Some(a.raw.as_str())),
         Val::Int(Some(w.hash)),
         Val::Int(Some(w.core_hash)),
         Val::Int(Some(w.hash)),
@@ -75,7 +74,6 @@ fn fill_account<'a>(w: &'a AccountWrite<'_>, out: &mut Vec<Val<'a>>) {
 struct GroupWrite<'a> {
     g: &'a Group,
     hash: i64,
-    raw: String,
 }
 
 impl<'a> GroupWrite<'a> {
@@ -83,7 +81,6 @@ impl<'a> GroupWrite<'a> {
         GroupWrite {
             g: h.row,
             hash: h.hash,
-            raw: h.row.raw.to_string(),
         }
     }
 }
@@ -93,7 +90,7 @@ fn fill_group<'a>(w: &'a GroupWrite<'_>, out: &mut Vec<Val<'a>>) {
         Val::Text(Some(&w.g.group_id)),
         Val::Text(w.g.name.as_deref()),
         Val::Int(w.g.member_count),
-        Val::Text(Some(&w.raw)),
+        Val::Text(Some(w.g.raw.as_str())),
         Val::Int(Some(w.hash)),
     ]);
 }
@@ -101,7 +98,6 @@ fn fill_group<'a>(w: &'a GroupWrite<'_>, out: &mut Vec<Val<'a>>) {
 struct WorkspaceWrite<'a> {
     w: &'a Workspace,
     hash: i64,
-    raw: String,
 }
 
 impl<'a> WorkspaceWrite<'a> {
@@ -109,7 +105,6 @@ impl<'a> WorkspaceWrite<'a> {
         WorkspaceWrite {
             w: h.row,
             hash: h.hash,
-            raw: h.row.raw.to_string(),
         }
     }
 }
@@ -119,7 +114,7 @@ fn fill_workspace<'a>(w: &'a WorkspaceWrite<'_>, out: &mut Vec<Val<'a>>) {
         Val::Text(Some(&w.w.workspace_id)),
         Val::Text(w.w.name.as_deref()),
         Val::Text(Some(w.w.default_security.as_str())),
-        Val::Text(Some(&w.raw)),
+        Val::Text(Some(w.w.raw.as_str())),
         Val::Int(Some(w.hash)),
     ]);
 }

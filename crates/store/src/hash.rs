@@ -10,9 +10,14 @@
 //! a bijection of `h`, so two inputs of the same layout that differ in a single word always hash
 //! differently; fields are length-prefixed so their boundaries cannot shift. JSON objects hash the
 //! same whatever their key order, matching `serde_json::Value` equality, which ignores it.
+//!
+//! Raw objects are hashed from their text ([`StableHasher::raw`]) by a parse that builds no
+//! tree, to the same words the parsed value would give ([`StableHasher::json`]).
 
-use model::{Account, Group, Workspace};
+use model::{Account, Group, RawJson, Workspace};
+use serde::de::{DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde_json::Value;
+use std::fmt;
 
 const K: u64 = 0x9E37_79B9_7F4A_7C15;
 
@@ -29,19 +34,7 @@ impl StableHasher {
     }
 
     fn bytes(&mut self, b: &[u8]) {
-        self.word(b.len() as u64);
-        let mut chunks = b.chunks_exact(8);
-        for c in &mut chunks {
-            let mut w = [0u8; 8];
-            w.copy_from_slice(c);
-            self.word(u64::from_le_bytes(w));
-        }
-        let rest = chunks.remainder();
-        if !rest.is_empty() {
-            let mut w = [0u8; 8];
-            w[..rest.len()].copy_from_slice(rest);
-            self.word(u64::from_le_bytes(w));
-        }
+        bytes_words(b, |w| self.word(w));
     }
 
     pub(crate) fn str(&mut self, s: &str) {
@@ -102,6 +95,27 @@ impl StableHasher {
         }
     }
 
+    /// A JSON value given as text, hashed as [`StableHasher::json`] hashes it parsed; when it
+    /// is an object, its entry `skip` is left out.
+    pub(crate) fn raw(&mut self, raw: &RawJson, skip: Option<&str>) {
+        let mut words = Vec::with_capacity(64);
+        let mut de = serde_json::Deserializer::from_str(raw.as_str());
+        match (JsonWords {
+            words: &mut words,
+            skip,
+        })
+        .deserialize(&mut de)
+        {
+            Ok(()) => words.into_iter().for_each(|w| self.word(w)),
+            // Not reached: a `RawJson` is valid JSON. Should it be too deep for the streaming
+            // parse, the tree gives the same words.
+            Err(_) => match (raw.to_value(), skip) {
+                (Value::Object(map), Some(_)) => self.object(&map, skip),
+                (value, _) => self.json(&value),
+            },
+        }
+    }
+
     /// A JSON object, leaving out the entry `skip` if it has one.
     fn object(&mut self, map: &serde_json::Map<String, Value>, skip: Option<&str>) {
         // Key order must not matter. Rather than sorting the keys, each entry is hashed on its
@@ -138,6 +152,158 @@ impl StableHasher {
     }
 }
 
+/// The words of `b` as [`StableHasher::bytes`] hashes them: its length, then every 8 bytes.
+fn bytes_words(b: &[u8], mut word: impl FnMut(u64)) {
+    word(b.len() as u64);
+    let mut chunks = b.chunks_exact(8);
+    for c in &mut chunks {
+        let mut w = [0u8; 8];
+        w.copy_from_slice(c);
+        word(u64::from_le_bytes(w));
+    }
+    let rest = chunks.remainder();
+    if !rest.is_empty() {
+        let mut w = [0u8; 8];
+        w[..rest.len()].copy_from_slice(rest);
+        word(u64::from_le_bytes(w));
+    }
+}
+
+/// Records the words [`StableHasher::json`] would hash for the value it is given, read from
+/// JSON text without building it. An array's length precedes its items, so the words are
+/// collected first and hashed after; an object's entries are hashed on their own as they are
+/// read, and only their sum is kept.
+struct JsonWords<'w, 's> {
+    words: &'w mut Vec<u64>,
+    /// The object entry to leave out, at this level only.
+    skip: Option<&'s str>,
+}
+
+impl<'de> DeserializeSeed<'de> for JsonWords<'_, '_> {
+    type Value = ();
+
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for JsonWords<'_, '_> {
+    type Value = ();
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a JSON value")
+    }
+
+    fn visit_unit<E>(self) -> Result<(), E> {
+        self.words.push(10);
+        Ok(())
+    }
+
+    fn visit_bool<E>(self, b: bool) -> Result<(), E> {
+        self.words.push(11 + u64::from(b));
+        Ok(())
+    }
+
+    fn visit_i64<E>(self, i: i64) -> Result<(), E> {
+        self.words.extend([13, i as u64]);
+        Ok(())
+    }
+
+    fn visit_u64<E>(self, u: u64) -> Result<(), E> {
+        // As `Value::as_i64` sees it: an integer that fits an `i64` is one.
+        let tag = if i64::try_from(u).is_ok() { 13 } else { 17 };
+        self.words.extend([tag, u]);
+        Ok(())
+    }
+
+    fn visit_f64<E>(self, f: f64) -> Result<(), E> {
+        self.words.extend([18, f.to_bits()]);
+        Ok(())
+    }
+
+    fn visit_str<E>(self, s: &str) -> Result<(), E> {
+        self.words.push(14);
+        bytes_words(s.as_bytes(), |w| self.words.push(w));
+        Ok(())
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+        self.words.push(15);
+        let len_at = self.words.len();
+        self.words.push(0);
+        let mut len = 0u64;
+        while seq
+            .next_element_seed(JsonWords {
+                words: &mut *self.words,
+                skip: None,
+            })?
+            .is_some()
+        {
+            len += 1;
+        }
+        self.words[len_at] = len;
+        Ok(())
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        let mut sum = 0u64;
+        let mut len = 0u64;
+        let start = self.words.len();
+        while let Some(skipped) = map.next_key_seed(KeyWords {
+            words: &mut *self.words,
+            skip: self.skip,
+        })? {
+            if skipped {
+                self.words.truncate(start);
+                map.next_value::<IgnoredAny>()?;
+                continue;
+            }
+            map.next_value_seed(JsonWords {
+                words: &mut *self.words,
+                skip: None,
+            })?;
+            let mut entry = StableHasher::new(16);
+            self.words[start..].iter().for_each(|w| entry.word(*w));
+            self.words.truncate(start);
+            sum = sum.wrapping_add(entry.finish() as u64);
+            len += 1;
+        }
+        self.words.extend([16, len, sum]);
+        Ok(())
+    }
+}
+
+/// An object key: records its words (as [`StableHasher::object`] hashes a key) unless it is
+/// the key to leave out, and answers whether it is.
+struct KeyWords<'w, 's> {
+    words: &'w mut Vec<u64>,
+    skip: Option<&'s str>,
+}
+
+impl<'de> DeserializeSeed<'de> for KeyWords<'_, '_> {
+    type Value = bool;
+
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<bool, D::Error> {
+        d.deserialize_str(self)
+    }
+}
+
+impl<'de> Visitor<'de> for KeyWords<'_, '_> {
+    type Value = bool;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("an object key")
+    }
+
+    fn visit_str<E>(self, k: &str) -> Result<bool, E> {
+        if self.skip == Some(k) {
+            return Ok(true);
+        }
+        bytes_words(k.as_bytes(), |w| self.words.push(w));
+        Ok(false)
+    }
+}
+
 /// Every field of an account but the raw object, the group list only when `groups`.
 fn account_fields(h: &mut StableHasher, a: &Account, groups: bool) {
     h.opt_str(a.login_name.as_deref());
@@ -164,7 +330,7 @@ fn account_fields(h: &mut StableHasher, a: &Account, groups: bool) {
 pub(crate) fn account(a: &Account) -> i64 {
     let mut h = StableHasher::new(1);
     account_fields(&mut h, a, true);
-    h.json(&a.raw);
+    h.raw(&a.raw, None);
     h.finish()
 }
 
@@ -175,10 +341,7 @@ pub(crate) fn account(a: &Account) -> i64 {
 pub(crate) fn account_core(a: &Account) -> i64 {
     let mut h = StableHasher::new(5);
     account_fields(&mut h, a, false);
-    match &a.raw {
-        Value::Object(map) => h.object(map, Some("groups")),
-        other => h.json(other),
-    }
+    h.raw(&a.raw, Some("groups"));
     h.finish()
 }
 
@@ -187,7 +350,7 @@ pub(crate) fn group(g: &Group) -> i64 {
     let mut h = StableHasher::new(2);
     h.opt_str(g.name.as_deref());
     h.opt_i64(g.member_count);
-    h.json(&g.raw);
+    h.raw(&g.raw, None);
     h.finish()
 }
 
@@ -196,7 +359,7 @@ pub(crate) fn workspace(w: &Workspace) -> i64 {
     let mut h = StableHasher::new(3);
     h.opt_str(w.name.as_deref());
     h.str(w.default_security.as_str());
-    h.json(&w.raw);
+    h.raw(&w.raw, None);
     h.finish()
 }
 
@@ -251,7 +414,7 @@ mod tests {
             email: Some("j@x.test".into()),
             active: true,
             groups: vec!["g1".into(), "g2".into()],
-            raw: json!({"id": "u1", "login_name": "jdoe", "extra": {"a": 1, "b": [1, 2]}}),
+            raw: json!({"id": "u1", "login_name": "jdoe", "extra": {"a": 1, "b": [1, 2]}}).into(),
             ..Account::default()
         }
     }
@@ -260,7 +423,11 @@ mod tests {
     fn equal_rows_hash_equal_and_key_order_is_ignored() {
         let a = acc();
         let mut b = acc();
-        b.raw = json!({"extra": {"b": [1, 2], "a": 1}, "login_name": "jdoe", "id": "u1"});
+        b.raw = RawJson::from_text(
+            r#"{"extra": {"b": [1, 2], "a": 1}, "login_name": "jdoe", "id": "u1"}"#,
+        )
+        .unwrap();
+        assert_ne!(a.raw.as_str(), b.raw.as_str());
         assert_eq!(a.raw, b.raw);
         assert_eq!(account(&a), account(&b));
     }
@@ -283,7 +450,7 @@ mod tests {
             Box::new(|a| a.department = Some("x".into())),
             Box::new(|a| a.title = Some("x".into())),
             Box::new(|a| a.created_date = Some("2020".into())),
-            Box::new(|a| a.raw["extra"]["a"] = json!(2)),
+            Box::new(|a| a.raw.update(|v| v["extra"]["a"] = json!(2))),
             // Moving text from one field to the next must not collide.
             Box::new(|a| {
                 a.login_name = Some("jdoej@x.test".into());
@@ -302,7 +469,7 @@ mod tests {
         let base = account_core(&acc());
         let mut a = acc();
         a.groups.push("g3".into());
-        a.raw["groups"] = json!(["g1", "g2", "g3"]);
+        a.raw.update(|v| v["groups"] = json!(["g1", "g2", "g3"]));
         assert_eq!(account_core(&a), base);
         assert_ne!(account(&a), account(&acc()));
         // Any other field, or any other entry of the raw object, changes it.
@@ -311,8 +478,8 @@ mod tests {
             Box::new(|a| a.email = None),
             Box::new(|a| a.active = false),
             Box::new(|a| a.created_date = Some("2020".into())),
-            Box::new(|a| a.raw["extra"]["a"] = json!(2)),
-            Box::new(|a| a.raw["group"] = json!(["g1"])),
+            Box::new(|a| a.raw.update(|v| v["extra"]["a"] = json!(2))),
+            Box::new(|a| a.raw.update(|v| v["group"] = json!(["g1"]))),
         ];
         for (i, edit) in edits.iter().enumerate() {
             let mut a = acc();
@@ -330,7 +497,7 @@ mod tests {
             group_id: "g".into(),
             name: Some("Everyone".into()),
             member_count: Some(3),
-            raw: json!({"id": "g", "name": "Everyone", "member_count": 3}),
+            raw: json!({"id": "g", "name": "Everyone", "member_count": 3}).into(),
         };
         assert_eq!(group(&g), group(&g.clone()));
         assert_eq!(group(&g), -1_082_407_738_250_595_306);
@@ -341,12 +508,58 @@ mod tests {
             email: Some("a@x.test".into()),
             active: true,
             groups: vec!["g1".into(), "g2".into()],
-            raw: json!({"id": "u", "email": "a@x.test", "groups": ["g1", "g2"]}),
+            raw: json!({"id": "u", "email": "a@x.test", "groups": ["g1", "g2"]}).into(),
             ..Account::default()
         };
         assert_eq!(account(&a), -4_140_911_541_873_085_642);
         assert_eq!(account_core(&a), 4_117_593_113_413_168_870);
         // Likewise for the stored member sets' digests.
         assert_eq!(member_set(&["g1", "g2"]), -1_986_836_312_171_483_005);
+    }
+
+    #[test]
+    fn raw_text_hashes_as_its_parsed_value() {
+        // The stored hashes were made from parsed values; the text must give the same ones,
+        // whatever the spacing, key order, escapes or numbers.
+        let texts = [
+            "null",
+            "true",
+            "false",
+            "0",
+            "-1",
+            "9223372036854775807",
+            "9223372036854775808",
+            "18446744073709551615",
+            "-9223372036854775808",
+            "1.0",
+            "-0.5e3",
+            r#""""#,
+            r#""plain""#,
+            r#""esc\"aped\n\u00e9\ud83d\ude00""#,
+            "[]",
+            "[1, [2, [3, []]], {}]",
+            "{}",
+            r#"{"b": 1, "a": [true, null, "x"], "nested": {"y": {"z": [1.5, -2]}}}"#,
+            r#"{"groups": ["g1"], "id": "u", "groups2": {"groups": 1}}"#,
+            "  {\n \"id\" : \"u\" ,\t\"k\":[ ]\n}  ",
+        ];
+        for text in texts {
+            let raw = RawJson::from_text(text).unwrap();
+            let value: Value = serde_json::from_str(text).unwrap();
+            for skip in [None, Some("groups")] {
+                let mut streamed = StableHasher::new(9);
+                streamed.raw(&raw, skip);
+                let mut parsed = StableHasher::new(9);
+                match (&value, skip) {
+                    (Value::Object(map), Some(_)) => parsed.object(map, skip),
+                    (v, _) => parsed.json(v),
+                }
+                assert_eq!(
+                    streamed.finish(),
+                    parsed.finish(),
+                    "{text} skipping {skip:?}"
+                );
+            }
+        }
     }
 }

@@ -34,8 +34,9 @@ pub(crate) trait Selectable: BothRows {
     const COLUMNS: &'static str;
 }
 
-fn parse_json(column: &'static str, text: &str) -> Result<serde_json::Value> {
-    serde_json::from_str(text).map_err(|e| Error::corrupt(column, e))
+/// A stored raw object, checked and kept as text.
+fn parse_raw(column: &'static str, text: String) -> Result<model::RawJson> {
+    model::RawJson::from_text(text).map_err(|e| Error::corrupt(column, e))
 }
 
 #[derive(sqlx::FromRow)]
@@ -69,7 +70,7 @@ impl AccountRow {
         let groups: Vec<String> = serde_json::from_str(&self.group_ids)
             .map_err(|e| Error::corrupt("accounts.group_ids", e))?;
         Ok(Account {
-            raw: parse_json("accounts.raw", &self.raw)?,
+            raw: parse_raw("accounts.raw", self.raw)?,
             database: self.database,
             user_id: self.user_id,
             login_name: self.login_name,
@@ -105,7 +106,7 @@ impl Selectable for GroupRow {
 impl GroupRow {
     pub(crate) fn into_model(self) -> Result<Group> {
         Ok(Group {
-            raw: parse_json("groups.raw", &self.raw)?,
+            raw: parse_raw("groups.raw", self.raw)?,
             database: self.database,
             group_id: self.group_id,
             name: self.name,
@@ -164,7 +165,7 @@ impl WorkspaceRow {
         let default_security = DefaultSecurity::parse(&self.default_security)
             .ok_or_else(|| Error::corrupt("workspaces.default_security", &self.default_security))?;
         Ok(Workspace {
-            raw: parse_json("workspaces.raw", &self.raw)?,
+            raw: parse_raw("workspaces.raw", self.raw)?,
             database: self.database,
             workspace_id: self.workspace_id,
             name: self.name,

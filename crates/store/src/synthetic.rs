@@ -74,7 +74,8 @@ fn account(database: &str, i: usize, groups: Vec<String>, rng: &mut Rng) -> Acco
         "department": department,
         "title": "Associate",
         "created_date": created,
-    });
+    })
+    .into();
     Account {
         database: database.to_owned(),
         user_id: id,
@@ -139,7 +140,8 @@ pub fn snapshot(
             group_id: group_id(g),
             name: Some(format!("Matter team {g}")),
             member_count: Some(counts[g]),
-            raw: json!({"id": group_id(g), "name": format!("Matter team {g}"), "member_count": counts[g]}),
+            raw: json!({"id": group_id(g), "name": format!("Matter team {g}"), "member_count": counts[g]})
+                .into(),
         })
         .collect();
     DatabaseSnapshot {
@@ -169,19 +171,20 @@ pub fn mutate(base: &DatabaseSnapshot, fraction: f64, seed: u64) -> DatabaseSnap
         match t % 4 {
             0 => {
                 let email = format!("changed.{}@firm.test", a.user_id.to_lowercase());
-                a.raw["email"] = json!(email);
+                a.raw.update(|v| v["email"] = json!(email));
                 a.email = Some(email);
             }
             1 => {
                 a.active = !a.active;
-                a.raw["active"] = json!(a.active);
+                let active = a.active;
+                a.raw.update(|v| v["active"] = json!(active));
             }
             2 => {
                 removed.insert(a.user_id.clone());
             }
             _ => {
                 a.title = Some("Partner".to_owned());
-                a.raw["title"] = json!("Partner");
+                a.raw.update(|v| v["title"] = json!("Partner"));
             }
         }
     }

@@ -178,7 +178,8 @@ async fn commit_both(
                 .find(|x| x.group_id == g)
                 .expect("group to rename");
             row.name = Some(format!("{g} renamed"));
-            row.raw["name"] = serde_json::json!(format!("{g} renamed"));
+            row.raw
+                .update(|v| v["name"] = serde_json::json!(format!("{g} renamed")));
         }
         ctx.store
             .commit_database(run, &s, &stats())
@@ -404,7 +405,8 @@ fn snapshot_with_groups(
             .filter(|(_, us)| us.contains(&a.user_id.as_str()))
             .map(|(g, _)| (*g).to_owned())
             .collect();
-        a.raw["groups"] = serde_json::json!(a.groups);
+        let groups = serde_json::json!(a.groups);
+        a.raw.update(|v| v["groups"] = groups);
         edit(a);
     }
     s
@@ -521,7 +523,7 @@ async fn accounts_whose_only_change_is_their_groups_are_not_compared(ctx: Ctx) {
     let raw = |a: &mut model::Account| {
         email(a);
         if a.user_id == "u3" {
-            a.raw["extension"] = serde_json::json!(42);
+            a.raw.update(|v| v["extension"] = serde_json::json!(42));
         }
     };
     let got = commit_accounts_both(&ctx, v4, &raw).await;

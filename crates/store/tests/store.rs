@@ -188,7 +188,8 @@ async fn unchanged_commit_rewrites_nothing(ctx: Ctx) {
     for a in &mut again.accounts {
         let login = a.login_name.clone();
         let email = a.email.clone();
-        a.raw = json!({"active": true, "email": email, "login_name": login, "id": a.user_id});
+        a.raw =
+            json!({"active": true, "email": email, "login_name": login, "id": a.user_id}).into();
     }
     let r2 = store.start_run(&dbs(&["db1"])).await.expect("run");
     let counts = store
@@ -307,16 +308,18 @@ async fn every_change_kind_is_logged(ctx: Ctx) {
     let mut v2 = v1.clone();
     // u1: email changed; u2: deactivated; u3: activated; u4: gone; u5: new; u7: raw only.
     v2.accounts[0].email = Some("ada@new.test".into());
-    v2.accounts[0].raw["email"] = json!("ada@new.test");
+    v2.accounts[0]
+        .raw
+        .update(|v| v["email"] = json!("ada@new.test"));
     v2.accounts[1].active = false;
     v2.accounts[2].active = true;
     v2.accounts.remove(3);
-    v2.accounts[3].raw["custom_field"] = json!(1);
+    v2.accounts[3].raw.update(|v| v["custom_field"] = json!(1));
     v2.accounts.push(account(db, "u5", "erin"));
     // g1 renamed; g2's member count alone moves (not logged); g3 gone; g4 new.
     v2.groups[0].name = Some("All staff".into());
     v2.groups[1].member_count = Some(2);
-    v2.groups[1].raw["member_count"] = json!(2);
+    v2.groups[1].raw.update(|v| v["member_count"] = json!(2));
     v2.groups.remove(2);
     v2.groups.push(group(db, "g4", "New"));
     // g1:u2 and g3:u4 gone; g4:u5 new.

@@ -52,7 +52,7 @@ pub fn snapshot(db: &SimDatabase) -> model::DatabaseSnapshot {
             department: u.department.clone(),
             title: u.title.clone(),
             created_date: Some(u.created_date.clone()),
-            raw: serde_json::to_value(u).unwrap(),
+            raw: serde_json::to_value(u).unwrap().into(),
         })
         .collect();
     let groups = db
@@ -63,7 +63,7 @@ pub fn snapshot(db: &SimDatabase) -> model::DatabaseSnapshot {
             group_id: g.id.clone(),
             name: Some(g.name.clone()),
             member_count: Some(g.members.len() as i64),
-            raw: json!({"id": g.id, "name": g.name, "member_count": g.members.len()}),
+            raw: json!({"id": g.id, "name": g.name, "member_count": g.members.len()}).into(),
         })
         .collect();
     let memberships = db

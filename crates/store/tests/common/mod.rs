@@ -198,7 +198,7 @@ pub fn account(db: &str, id: &str, login: &str) -> Account {
         department: Some("Tax".into()),
         title: None,
         created_date: Some("2020-01-01T00:00:00Z".into()),
-        raw: json!({"id": id, "login_name": login, "email": email, "active": true}),
+        raw: json!({"id": id, "login_name": login, "email": email, "active": true}).into(),
     }
 }
 
@@ -208,7 +208,7 @@ pub fn group(db: &str, id: &str, name: &str) -> Group {
         group_id: id.into(),
         name: Some(name.into()),
         member_count: None,
-        raw: json!({"id": id, "name": name}),
+        raw: json!({"id": id, "name": name}).into(),
     }
 }
 
@@ -226,7 +226,7 @@ pub fn workspace(db: &str, id: &str, sec: DefaultSecurity) -> Workspace {
         workspace_id: id.into(),
         name: Some(format!("Matter {id}")),
         default_security: sec,
-        raw: json!({"id": id}),
+        raw: json!({"id": id}).into(),
     }
 }
 
