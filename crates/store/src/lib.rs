@@ -35,6 +35,7 @@ mod diff;
 mod error;
 mod hash;
 mod operations;
+mod owner_lock;
 mod persons;
 mod read;
 mod replica;
@@ -45,6 +46,7 @@ mod tables;
 mod types;
 
 use std::hash::{BuildHasher, Hasher};
+use std::path::PathBuf;
 use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -111,6 +113,10 @@ struct Inner {
     /// PostgreSQL only: a connection holding the advisory lock `(LOCK_NAMESPACE, owner)` for as
     /// long as this instance lives, which tells other processes that its runs are alive.
     liveness: Mutex<Option<PgConnection>>,
+    /// SQLite on a file: the file, and once this instance has started a run, its locked owner
+    /// file, which tells other processes the same (`owner_lock.rs`).
+    sqlite_file: Option<PathBuf>,
+    owner_lock: std::sync::Mutex<Option<owner_lock::OwnerLock>>,
 }
 
 /// A handle on the store; cheap to clone, every clone shares one pool.
@@ -175,6 +181,7 @@ impl Store {
     pub async fn connect_with(url: &str, options: &StoreOptions) -> Result<Store> {
         let memory =
             url.starts_with("sqlite:") && (url.contains(":memory:") || url.contains("mode=memory"));
+        let mut sqlite_file = None;
         let pool = if url.starts_with("sqlite:") {
             let mut opts = SqliteConnectOptions::from_str(url)
                 .map_err(Error::Connect)?
@@ -198,6 +205,7 @@ impl Store {
             } else {
                 opts = opts.journal_mode(SqliteJournalMode::Wal);
                 pool = pool.max_connections(options.max_connections.max(1));
+                sqlite_file = Some(opts.get_filename().to_path_buf());
             }
             Pool::Sqlite(pool.connect_with(opts).await.map_err(Error::Connect)?)
         } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
@@ -222,6 +230,8 @@ impl Store {
                 sqlite_memory: memory,
                 sqlite_writer: Arc::new(Mutex::new(())),
                 liveness: Mutex::new(None),
+                sqlite_file,
+                owner_lock: std::sync::Mutex::new(None),
             }),
         })
     }
@@ -234,6 +244,24 @@ impl Store {
             Pool::Postgres(p) => POSTGRES_MIGRATOR.run(p).await?,
         }
         Ok(())
+    }
+
+    /// This instance's SQLite owner lock, if it has taken one.
+    fn owner_lock(&self) -> std::sync::MutexGuard<'_, Option<owner_lock::OwnerLock>> {
+        self.inner
+            .owner_lock
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// SQLite: whether the store instance `owner` (this one or another process's) is alive, or
+    /// `None` for an in-memory database, where nothing tells.
+    pub(crate) fn sqlite_owner_alive(&self, owner: i64) -> Option<bool> {
+        if owner == i64::from(self.inner.owner) {
+            return Some(true);
+        }
+        let file = self.inner.sqlite_file.as_deref()?;
+        Some(owner_lock::is_alive(file, owner))
     }
 
     /// Which backend this store talks to.
@@ -251,6 +279,7 @@ impl Store {
             // Closing is best effort: if it fails the server drops the lock with the socket.
             let _ = conn.close().await;
         }
+        drop(self.owner_lock().take());
         on_pool!(self, p => p.close().await);
     }
 

@@ -158,17 +158,20 @@ impl Store {
     }
 
     /// Whether a harvest run is under way in some live process (this one included): a run still
-    /// `running` whose owner is alive (PostgreSQL: its owner's advisory lock is held) and that
-    /// started less than [`RUN_IN_PROGRESS_AT_MOST`] ago. SQLite cannot tell a live owner from
-    /// a dead one, so there every recent `running` run counts; the age bound keeps a run left
-    /// behind by a killed process from holding readers back for long.
+    /// `running` whose owner is alive (PostgreSQL: its owner's advisory lock is held; SQLite: its
+    /// owner's lock file is locked) and that started less than [`RUN_IN_PROGRESS_AT_MOST`] ago.
+    /// A run left behind by a killed process so holds nobody back. An in-memory SQLite database
+    /// cannot tell a live owner from a dead one: there every recent `running` run counts, and
+    /// the age bound keeps an orphan from holding readers back for long.
     pub async fn harvest_in_progress(&self) -> Result<bool> {
         let since = crate::now_ms() - RUN_IN_PROGRESS_AT_MOST.as_millis() as i64;
         let sql = "SELECT DISTINCT owner FROM runs WHERE status = 'running' AND started_at > $1";
         match &self.inner.pool {
             Pool::Sqlite(p) => {
                 let owners: Vec<i64> = sqlx::query_scalar(sql).bind(since).fetch_all(p).await?;
-                Ok(!owners.is_empty())
+                Ok(owners
+                    .into_iter()
+                    .any(|owner| self.sqlite_owner_alive(owner).unwrap_or(true)))
             }
             Pool::Postgres(p) => {
                 let mut tx = p.begin().await?;

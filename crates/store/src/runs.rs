@@ -8,10 +8,13 @@
 //!   on a dedicated connection for as long as it lives. A run whose owner's lock can be taken
 //!   belongs to a process that is gone (the server drops the lock with the connection). This is
 //!   exact, across hosts.
-//! - SQLite: there is no such lock, and a SQLite store is meant to have one process working on
-//!   it, so runs of any other owner still `running` count as orphaned. If two processes do
-//!   harvest into one file at once, the survivor's [`Store::finish_run`] sets its run's real
-//!   status again: the status is bookkeeping, and the data of a run never depends on it.
+//! - SQLite: each store instance that starts a run holds an exclusive lock on a file of its own
+//!   beside the database for as long as it lives (`owner_lock.rs`); a run whose owner's file is
+//!   unlocked (or gone) belongs to a process that is gone. This is exact for processes on one
+//!   host. An in-memory database has no file: there, runs of any other owner still `running`
+//!   count as orphaned, and should that be wrong, the live owner's [`Store::finish_run`] sets
+//!   its run's real status again: the status is bookkeeping, and the data of a run never
+//!   depends on it.
 
 use std::collections::HashMap;
 
@@ -20,6 +23,7 @@ use tracing::warn;
 
 use crate::commit::{ensure_run, lock_database, record_outcome};
 use crate::error::{Error, Result};
+use crate::owner_lock::OwnerLock;
 use crate::read::BothRows;
 use crate::sql::{on_tx, Tx};
 use crate::types::{
@@ -109,6 +113,14 @@ impl Store {
     /// reconnecting if the connection that held it died.
     async fn ensure_liveness(&self) -> Result<()> {
         let Pool::Postgres(pool) = &self.inner.pool else {
+            if let Some(file) = &self.inner.sqlite_file {
+                let mut held = self.owner_lock();
+                if held.is_none() {
+                    let lock = OwnerLock::acquire(file, i64::from(self.inner.owner))
+                        .map_err(|e| Error::Connect(sqlx::Error::Io(e)))?;
+                    *held = Some(lock);
+                }
+            }
             return Ok(());
         };
         let mut held = self.inner.liveness.lock().await;
@@ -179,15 +191,30 @@ impl Store {
                 }
                 n
             }
-            Tx::Sqlite(t, _) => sqlx::query(
-                "UPDATE runs SET status = 'abandoned', finished_at = $1 \
-                     WHERE status = 'running' AND owner <> $2",
-            )
-            .bind(now)
-            .bind(owner)
-            .execute(&mut **t)
-            .await?
-            .rows_affected(),
+            Tx::Sqlite(t, _) => {
+                let owners: Vec<i64> = sqlx::query_scalar(
+                    "SELECT DISTINCT owner FROM runs WHERE status = 'running' AND owner <> $1",
+                )
+                .bind(owner)
+                .fetch_all(&mut **t)
+                .await?;
+                let mut n = 0;
+                for other in owners {
+                    // In memory, nothing tells: another owner there is taken to be gone.
+                    if self.sqlite_owner_alive(other) != Some(true) {
+                        n += sqlx::query(
+                            "UPDATE runs SET status = 'abandoned', finished_at = $1 \
+                             WHERE status = 'running' AND owner = $2",
+                        )
+                        .bind(now)
+                        .bind(other)
+                        .execute(&mut **t)
+                        .await?
+                        .rows_affected();
+                    }
+                }
+                n
+            }
         };
         if abandoned > 0 {
             crate::replica::notify_state_change(&mut tx, "run-finished").await?;

@@ -13,6 +13,7 @@ both_backends!(
     one_harvest_leader_at_a_time,
     state_changes_are_announced_when_committed,
     abandon_own_runs_touches_only_this_instance,
+    a_run_whose_owner_is_gone_holds_no_reader_back,
 );
 
 async fn one_harvest_leader_at_a_time(ctx: Ctx) {
@@ -139,6 +140,39 @@ async fn state_changes_are_announced_when_committed(ctx: Ctx) {
     writer.close().await;
 }
 
+async fn a_run_whose_owner_is_gone_holds_no_reader_back(ctx: Ctx) {
+    // Another instance harvests: readers wait for its run to end.
+    let harvester = ctx.reopen().await;
+    let run = harvester
+        .start_run(&["db1".to_string()])
+        .await
+        .expect("run");
+    assert!(ctx.store.harvest_in_progress().await.expect("in progress"));
+    // It goes away without finishing (its lock goes with it, as with a process that dies):
+    // readers stop waiting at once, not when the run has aged out.
+    harvester.close().await;
+    let mut waiting = true;
+    for _ in 0..100 {
+        waiting = ctx.store.harvest_in_progress().await.expect("in progress");
+        if !waiting {
+            break;
+        }
+        // PostgreSQL frees the lock when it notices the closed session.
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(
+        !waiting,
+        "a run of a closed instance still holds readers back"
+    );
+    // The next run marks it abandoned.
+    ctx.store
+        .start_run(&["db1".to_string()])
+        .await
+        .expect("run");
+    let left = ctx.store.run(run).await.expect("run").expect("exists");
+    assert_eq!(left.status, RunStatus::Abandoned);
+}
+
 async fn abandon_own_runs_touches_only_this_instance(ctx: Ctx) {
     let other = ctx.reopen().await;
     let mine = ctx
@@ -151,20 +185,8 @@ async fn abandon_own_runs_touches_only_this_instance(ctx: Ctx) {
         let s = ctx.store.clone();
         async move { s.run(id).await.expect("run").expect("exists").status }
     };
-    // (On SQLite `other` marked `mine` abandoned already when it started: one process per
-    // file. Put it back to running to test the call itself.)
-    if ctx.backend == Backend::Sqlite {
-        assert_eq!(status(mine).await, RunStatus::Abandoned);
-        let again = ctx
-            .store
-            .start_run(&["db1".to_string()])
-            .await
-            .expect("run");
-        assert_eq!(ctx.store.abandon_own_runs().await.expect("abandon"), 1);
-        assert_eq!(status(again).await, RunStatus::Abandoned);
-        other.close().await;
-        return;
-    }
+    // `other` started while `mine` was under way in a live instance: it left it alone.
+    assert_eq!(status(mine).await, RunStatus::Running);
     assert_eq!(ctx.store.abandon_own_runs().await.expect("abandon"), 1);
     assert_eq!(status(mine).await, RunStatus::Abandoned);
     assert_eq!(status(theirs).await, RunStatus::Running);
