@@ -154,68 +154,45 @@ impl Store {
         let owner = i64::from(self.inner.owner);
         let mut tx = self.begin_write().await?;
         let now = now_ms();
-        let abandoned = match &mut tx {
-            Tx::Postgres(t) => {
-                let owners: Vec<i64> = sqlx::query_scalar(
-                    "SELECT DISTINCT owner FROM runs WHERE status = 'running' AND owner <> $1",
-                )
-                .bind(owner)
-                .fetch_all(&mut **t)
-                .await?;
-                let mut n = 0;
-                for other in owners {
-                    // An owner id this crate did not write cannot hold a lock: orphaned.
-                    let gone = match i32::try_from(other) {
-                        Ok(key) => {
-                            sqlx::query_scalar::<_, bool>(
-                                "SELECT pg_try_advisory_xact_lock($1, $2)",
-                            )
+        let others: Vec<i64> = on_tx!(&mut tx, c => {
+            sqlx::query_scalar(
+                "SELECT DISTINCT owner FROM runs WHERE status = 'running' AND owner <> $1",
+            )
+            .bind(owner)
+            .fetch_all(c)
+            .await?
+        });
+        let mut abandoned = 0;
+        for other in others {
+            let gone = match &mut tx {
+                // An owner id this crate did not write cannot hold a lock: orphaned.
+                Tx::Postgres(t) => match i32::try_from(other) {
+                    Ok(key) => {
+                        sqlx::query_scalar::<_, bool>("SELECT pg_try_advisory_xact_lock($1, $2)")
                             .bind(LOCK_NAMESPACE)
                             .bind(key)
                             .fetch_one(&mut **t)
                             .await?
-                        }
-                        Err(_) => true,
-                    };
-                    if gone {
-                        n += sqlx::query(
-                            "UPDATE runs SET status = 'abandoned', finished_at = $1 \
-                             WHERE status = 'running' AND owner = $2",
-                        )
-                        .bind(now)
-                        .bind(other)
-                        .execute(&mut **t)
-                        .await?
-                        .rows_affected();
                     }
-                }
-                n
+                    Err(_) => true,
+                },
+                // In memory, nothing tells: another owner there is taken to be gone.
+                Tx::Sqlite(..) => self.sqlite_owner_alive(other) != Some(true),
+            };
+            if gone {
+                abandoned += on_tx!(&mut tx, c => {
+                    sqlx::query(
+                        "UPDATE runs SET status = 'abandoned', finished_at = $1 \
+                         WHERE status = 'running' AND owner = $2",
+                    )
+                    .bind(now)
+                    .bind(other)
+                    .execute(c)
+                    .await?
+                    .rows_affected()
+                });
             }
-            Tx::Sqlite(t, _) => {
-                let owners: Vec<i64> = sqlx::query_scalar(
-                    "SELECT DISTINCT owner FROM runs WHERE status = 'running' AND owner <> $1",
-                )
-                .bind(owner)
-                .fetch_all(&mut **t)
-                .await?;
-                let mut n = 0;
-                for other in owners {
-                    // In memory, nothing tells: another owner there is taken to be gone.
-                    if self.sqlite_owner_alive(other) != Some(true) {
-                        n += sqlx::query(
-                            "UPDATE runs SET status = 'abandoned', finished_at = $1 \
-                             WHERE status = 'running' AND owner = $2",
-                        )
-                        .bind(now)
-                        .bind(other)
-                        .execute(&mut **t)
-                        .await?
-                        .rows_affected();
-                    }
-                }
-                n
-            }
-        };
+        }
         if abandoned > 0 {
             crate::replica::notify_state_change(&mut tx, "run-finished").await?;
             warn!(
