@@ -56,7 +56,8 @@ impl Drop for OwnerLock {
 /// alive, so that a reader errs on the side of waiting (the age bound on runs still applies).
 pub(crate) fn is_alive(database: &Path, owner: i64) -> bool {
     let path = lock_path(database, owner);
-    let file = match OpenOptions::new().write(true).open(&path) {
+    // Read access is enough for `flock`, so a reader that may not write the file can still tell.
+    let file = match OpenOptions::new().read(true).open(&path) {
         Ok(file) => file,
         Err(e) if e.kind() == ErrorKind::NotFound => return false,
         Err(e) => {
