@@ -19,6 +19,12 @@ use clap::{Parser, Subcommand};
 use report::Figure;
 use std::process::ExitCode;
 
+/// mimalloc rather than glibc's malloc: a harvest allocates and frees millions of short-lived
+/// strings across threads, and glibc's allocator was about a quarter of its CPU
+/// (`docs/BENCHMARKS.md`).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Debug, Parser)]
 #[command(name = "idgraph-bench", about = "idgraph's benchmarks")]
 struct Cli {

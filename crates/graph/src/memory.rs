@@ -2,9 +2,11 @@
 //!
 //! Freeing a large resolver input (millions of small strings) leaves glibc's heap holding the
 //! freed pages, so the resident set stays high long after the input is gone.
-//! [`release_free_memory`] asks glibc to return them (`malloc_trim(0)`). It is the crate's one
-//! use of `unsafe` (a foreign call with no pointer arguments), the documented exception to the
-//! workspace's `unsafe_code` rule (see the root `Cargo.toml`).
+//! [`release_free_memory`] asks the allocators to return them: mimalloc (`mi_collect(true)`,
+//! with the `mimalloc` feature, which the binaries that make it their global allocator turn on)
+//! and glibc (`malloc_trim(0)`, which still holds what C code such as SQLite allocates). These
+//! two foreign calls with no pointer arguments are the crate's only `unsafe`, the documented
+//! exception to the workspace's `unsafe_code` rule (see the root `Cargo.toml`).
 
 /// The resident set size of this process in bytes (`VmRSS` of `/proc/self/status`), or `None`
 /// where that file does not exist (not Linux).
@@ -43,16 +45,27 @@ pub fn cpu_seconds() -> Option<f64> {
     Some((utime + stime) as f64 / 100.0)
 }
 
-/// Returns the heap's free pages to the operating system. `true` when the allocator is glibc's
-/// and it released something; `false` otherwise (another platform or allocator: nothing done).
+/// Returns the heap's free pages to the operating system. `true` when an allocator was asked
+/// to (mimalloc, with the `mimalloc` feature) or released something (glibc); `false` when
+/// nothing could be done (another platform and allocator).
 pub fn release_free_memory() -> bool {
+    #[cfg(feature = "mimalloc")]
+    mimalloc::collect();
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    {
-        glibc::trim()
-    }
+    let trimmed = glibc::trim();
     #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
-    {
-        false
+    let trimmed = false;
+    cfg!(feature = "mimalloc") || trimmed
+}
+
+#[cfg(feature = "mimalloc")]
+#[allow(unsafe_code)]
+mod mimalloc {
+    pub(super) fn collect() {
+        // SAFETY: `mi_collect` takes a plain flag, only touches the allocator's own state, and
+        // may be called from any thread at any time (with mimalloc linked but not the global
+        // allocator it finds nothing to free).
+        unsafe { libmimalloc_sys::mi_collect(true) }
     }
 }
 

@@ -12,6 +12,12 @@ mod telemetry;
 use clap::Parser;
 use std::process::ExitCode;
 
+/// mimalloc rather than glibc's malloc: a harvest allocates and frees millions of short-lived
+/// strings across threads, and glibc's allocator was about a quarter of its CPU
+/// (`docs/BENCHMARKS.md`).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = cli::Cli::parse();
