@@ -1,11 +1,15 @@
 //! A coordinated-omission-aware HTTP/1.1 load generator on hyper, with keep-alive connections.
 //!
 //! **Open loop** ([`open_loop`]): request `i` is due at `start + i / rate`, whatever happened to
-//! the requests before it. A dispatcher thread releases each request at its due time (sleeping
-//! with the OS's sub-millisecond timer, not tokio's millisecond wheel) into a queue that every
-//! connection takes from (the last stretch before each due time, up to 100 us and a tenth of the
-//! interval, spun rather than slept, so that a late wake-up is not charged to the server); latency is measured from the *due* time to the last byte of the
-//! response. A server that stalls for 100 ms therefore charges the stall to every request that
+//! the requests before it. A dispatcher thread releases each request into a queue that every
+//! connection takes from, sleeping with the OS's sub-millisecond timer (not tokio's millisecond
+//! wheel) and spinning the last stretch, so that its own late wake-up is not charged to the
+//! server. It releases a request a short lead (up to 150 us, a quarter of the interval) before
+//! its due time, and the connection that takes it spins until the due time before sending: the
+//! hand-off from the dispatcher to a connection (waking a parked worker thread, tens of
+//! microseconds on a VM) happens in that lead, not in the measured time, as in wrk2, whose
+//! threads pace their own connections with no hand-off at all. Latency is measured from the
+//! *due* time to the last byte of the response. A server that stalls for 100 ms therefore charges the stall to every request that
 //! should have been sent during it, as wrk2 and oha's latency correction do, instead of to the
 //! one request that was waiting (coordinated omission). When every connection is busy, released
 //! requests wait in the queue and that wait counts too.
@@ -24,9 +28,14 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-/// How long before a due time the dispatcher stops sleeping and spins, at most: never more than
-/// a tenth of the interval between requests, so the spinning costs at most a tenth of a core.
+/// How long before a release time the dispatcher stops sleeping and spins, at most: never more
+/// than a tenth of the interval between requests, so the spinning costs at most a tenth of a core.
 const SPIN: Duration = Duration::from_micros(100);
+
+/// How long before its due time a request is handed to a connection, at most: never more than a
+/// quarter of the interval. The connection spins out what is left of it, so at 1,000 a second
+/// the connections spin about a tenth of a core between them.
+const LEAD: Duration = Duration::from_micros(150);
 
 /// Where requests go and what they carry.
 #[derive(Clone)]
@@ -152,6 +161,7 @@ pub async fn open_loop(
     let total = (rate * duration.as_secs_f64()).round() as u64;
     let interval = Duration::from_secs_f64(1.0 / rate);
     let spin = SPIN.min(interval / 10);
+    let lead = LEAD.min(interval / 4);
     let (tx, rx) = flume::unbounded::<(u64, Instant)>();
     // Connect first, so that connection set-up is not charged to the first requests.
     let mut conns = Vec::with_capacity(connections);
@@ -165,10 +175,10 @@ pub async fn open_loop(
         let mut i = 0u64;
         while i < total {
             let now = Instant::now();
-            // Release everything due by now, each with its own due time.
+            // Release everything due within the lead, each with its own due time.
             while i < total {
                 let due = start + interval.mul_f64(i as f64);
-                if due > now {
+                if due > now + lead {
                     break;
                 }
                 if tx.send((i, due)).is_err() {
@@ -177,7 +187,7 @@ pub async fn open_loop(
                 i += 1;
             }
             if i < total {
-                let next = start + interval.mul_f64(i as f64);
+                let next = start + interval.mul_f64(i as f64) - lead;
                 // The OS timer wakes a sleeper tens of microseconds late (more on a busy VM);
                 // the last stretch is spun so that each request leaves at its due time.
                 let wait = next.saturating_duration_since(Instant::now());
@@ -201,6 +211,10 @@ pub async fn open_loop(
                 let mut last = start;
                 while let Ok((i, due)) = rx.recv_async().await {
                     let body = conn.target.bodies[pick(i, seed, n_bodies)].clone();
+                    // Handed over up to `lead` early: send at the due time, not before.
+                    while Instant::now() < due {
+                        std::hint::spin_loop();
+                    }
                     let ok = conn.call(body).await;
                     let done = Instant::now();
                     latencies.push(done.saturating_duration_since(due).as_nanos() as u64);
