@@ -73,6 +73,11 @@ pub struct Args {
     /// Keep-alive connections of the closed-loop (maximum throughput) run.
     #[arg(long, default_value_t = 64)]
     pub max_connections: usize,
+    /// Seconds of the one-at-a-time run (one connection, closed loop): each server's latency
+    /// with no queue at all, beside the fixed rates, where a server that cannot keep up with a
+    /// rate (the SQL baseline on a slow machine) measures its queue rather than its answer.
+    #[arg(long, default_value_t = 5.0)]
+    pub serial_seconds: f64,
     /// Rate of the listing query, requests a second.
     #[arg(long, default_value_t = 1000.0)]
     pub listing_rate: f64,
@@ -100,6 +105,7 @@ impl Default for Args {
             max_seconds: 10.0,
             connections: 64,
             max_connections: 64,
+            serial_seconds: 5.0,
             listing_rate: 1000.0,
             sql_rates: vec![1000.0, 4000.0],
             database_url: None,
@@ -240,6 +246,8 @@ struct GraphRun {
     logins: Vec<String>,
     rates: Vec<Outcome>,
     max: Outcome,
+    /// One request at a time on one connection.
+    serial: Outcome,
     listing: Outcome,
     rss_mib: Option<f64>,
     /// Response-cache hits and stores over the whole run, from the server's `/metrics`.
@@ -311,6 +319,7 @@ async fn measure_graph(
         rates.push(at_rate(&person, rate, args, 100 + i as u64, &what).await);
     }
     let max = flat_out(&person, args, &what).await;
+    let serial = one_at_a_time(&person, args, &what).await;
     let listing = loadgen::open_loop(
         &listing,
         args.listing_rate,
@@ -324,6 +333,7 @@ async fn measure_graph(
         logins,
         rates,
         max,
+        serial,
         listing,
         rss_mib: None,
         cache_counts: None,
@@ -335,6 +345,8 @@ struct SqlRuns {
     runs: Vec<Outcome>,
     /// As fast as it goes (closed loop).
     max: Outcome,
+    /// One request at a time on one connection.
+    serial: Outcome,
     /// Rates skipped because a lower rate could not keep up.
     skipped: Vec<f64>,
 }
@@ -391,8 +403,14 @@ async fn measure_sql(
         runs.push(at_rate(&target, rate, args, 100 + i as u64, "plain SQL").await);
     }
     let max = flat_out(&target, args, "plain SQL").await;
+    let serial = one_at_a_time(&target, args, "plain SQL").await;
     server.stop();
-    Ok(SqlRuns { runs, max, skipped })
+    Ok(SqlRuns {
+        runs,
+        max,
+        serial,
+        skipped,
+    })
 }
 
 /// One open-loop run at `rate` for `args.seconds` on `args.connections`, with its progress line.
@@ -426,6 +444,19 @@ async fn flat_out(target: &Target, args: &Args, what: &str) -> Outcome {
     .await;
     eprintln!("query: {what}, closed loop: {:.0}/s", max.throughput);
     max
+}
+
+/// The one-at-a-time run (one connection, closed loop), with its progress line.
+async fn one_at_a_time(target: &Target, args: &Args, what: &str) -> Outcome {
+    let o =
+        loadgen::closed_loop(target, Duration::from_secs_f64(args.serial_seconds), 1, 400).await;
+    eprintln!(
+        "query: {what}, one at a time: p50 {} p99 {} ({:.0}/s)",
+        ms(o.quantile(0.5)),
+        ms(o.quantile(0.99)),
+        o.throughput
+    );
+    o
 }
 
 fn report(args: &Args, runs: &[GraphRun], sql: &SqlRuns) -> Vec<Figure> {
@@ -577,6 +608,23 @@ fn report(args: &Args, runs: &[GraphRun], sql: &SqlRuns) -> Vec<Figure> {
                 ));
             }
         }
+    }
+    // Latency with no queue: each server's answer alone, one request at a time.
+    if let Some(off) = runs.first().map(|r| r.serial.quantile(0.5)) {
+        let on = runs.get(1).map(|r| r.serial.quantile(0.5));
+        let o = &sql.serial;
+        let ratio =
+            |g: Duration| format!("{:.1}x", o.quantile(0.5).as_secs_f64() / g.as_secs_f64());
+        b.row([
+            "one at a time, 1 conn".to_string(),
+            ms(o.quantile(0.5)),
+            ms(o.quantile(0.99)),
+            o.errors.to_string(),
+            ms(off),
+            ratio(off),
+            on.map_or("-".into(), ms),
+            on.map_or("-".into(), ratio),
+        ]);
     }
     if let Some(graph_max) = runs.first().map(|r| &r.max) {
         let on = runs.get(1).map(|r| r.max.throughput);
