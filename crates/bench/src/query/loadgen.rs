@@ -9,10 +9,11 @@
 //! hand-off from the dispatcher to a connection (waking a parked worker thread, tens of
 //! microseconds on a VM) happens in that lead, not in the measured time, as in wrk2, whose
 //! threads pace their own connections with no hand-off at all. Latency is measured from the
-//! *due* time to the last byte of the response. A server that stalls for 100 ms therefore charges the stall to every request that
-//! should have been sent during it, as wrk2 and oha's latency correction do, instead of to the
-//! one request that was waiting (coordinated omission). When every connection is busy, released
-//! requests wait in the queue and that wait counts too.
+//! *due* time to the last byte of the response. A server that stalls for 100 ms therefore
+//! charges the stall to every request that should have been sent during it, as wrk2 and oha's
+//! latency correction do, instead of to the one request that was waiting (coordinated
+//! omission). When every connection is busy, released requests wait in the queue and that wait
+//! counts too.
 //!
 //! **Closed loop** ([`closed_loop`]): every connection sends its next request as soon as the
 //! previous answer is read; the completions per second are the maximum throughput.
