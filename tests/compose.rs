@@ -86,6 +86,17 @@ fn postgres_is_healthchecked_and_keeps_its_data_in_a_volume() {
         str_of(&pg["image"]).starts_with("postgres:"),
         "the postgres service runs the postgres image"
     );
+    // Its password comes from a secret too, the one the database URL secret repeats.
+    let env = environment(pg);
+    assert!(!env.contains_key("POSTGRES_PASSWORD"), "a password inline");
+    assert_eq!(
+        env.get("POSTGRES_PASSWORD_FILE").map(String::as_str),
+        Some("/run/secrets/postgres_password")
+    );
+    assert!(keys(&pg["secrets"])
+        .iter()
+        .any(|s| s == "postgres_password"));
+    assert!(doc["secrets"]["postgres_password"]["file"].is_string());
     let test = strings(&pg["healthcheck"]["test"]).join(" ");
     assert!(
         test.contains("pg_isready"),
@@ -121,12 +132,20 @@ fn idgraph_waits_for_a_healthy_postgres_and_the_simulator_runs_beside_it() {
         strings(&sim["command"]).first().map(String::as_str),
         Some("sim")
     );
-    // idgraph reaches both by their service names.
+    // idgraph reaches both by their service names: PostgreSQL through the URL the header's
+    // instructions put in the database_url secret.
     let env = environment(idgraph);
-    let db = env.get("DATABASE_URL").expect("DATABASE_URL is set");
+    let made = COMPOSE
+        .lines()
+        .find(|l| l.contains("> .idgraph-database-url"))
+        .expect("the header says how to make the database URL secret");
     assert!(
-        db.starts_with("postgres://") && db.contains("@postgres:5432/"),
-        "{db}"
+        made.contains("postgres://idgraph:$pw@postgres:5432/idgraph"),
+        "{made}"
+    );
+    assert_eq!(
+        doc["secrets"]["database_url"]["file"].as_str(),
+        Some("./.idgraph-database-url")
     );
     assert!(env
         .get("IMANAGE_BASE_URL")

@@ -28,8 +28,14 @@ pub enum ApiProfile {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Config {
-    #[serde(default = "default_database_url")]
-    pub database_url: String,
+    /// The store; after [`Config::load`], from `database_url_file` when this is not set, else
+    /// the default.
+    #[serde(default)]
+    pub database_url: DatabaseUrl,
+    /// A file holding the store's URL (Docker and Kubernetes secrets: a PostgreSQL URL carries
+    /// its password), read when `database_url` is not set.
+    #[serde(default)]
+    pub database_url_file: Option<PathBuf>,
     #[serde(default)]
     pub imanage: ImanageSettings,
     /// `ROLE:SECRET` pairs.
@@ -107,8 +113,30 @@ pub struct ResolveSettings {
     pub security_modes: HashMap<String, model::SecurityMode>,
 }
 
-fn default_database_url() -> String {
-    DEFAULT_DATABASE_URL.to_string()
+/// The store's URL: a `str` to every use, and printed by `Debug` without its password (a
+/// PostgreSQL URL carries one).
+#[derive(Default, Deserialize, PartialEq, Eq)]
+#[serde(transparent)]
+pub struct DatabaseUrl(String);
+
+impl std::ops::Deref for DatabaseUrl {
+    type Target = str;
+
+    fn deref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for DatabaseUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{:?}", redact_url(&self.0))
+    }
+}
+
+impl PartialEq<&str> for DatabaseUrl {
+    fn eq(&self, other: &&str) -> bool {
+        self.0 == *other
+    }
 }
 
 fn default_page_size() -> u32 {
@@ -122,6 +150,7 @@ fn default_max_concurrency() -> usize {
 /// Environment variables and the configuration key each one sets.
 const ENV_KEYS: &[(&str, &str)] = &[
     ("DATABASE_URL", "database_url"),
+    ("DATABASE_URL_FILE", "database_url_file"),
     ("IMANAGE_BASE_URL", "imanage.base_url"),
     ("IMANAGE_CLIENT_ID", "imanage.client_id"),
     ("IMANAGE_CLIENT_SECRET", "imanage.client_secret"),
@@ -168,7 +197,16 @@ impl Config {
             }
         }
         figment = figment.merge(Serialized::defaults(env_tree(env)));
-        let config: Config = figment.extract().context("invalid configuration")?;
+        let mut config: Config = figment.extract().context("invalid configuration")?;
+        if config.database_url.is_empty() {
+            config.database_url = DatabaseUrl(match &config.database_url_file {
+                Some(path) => std::fs::read_to_string(path)
+                    .with_context(|| format!("reading the database URL file {}", path.display()))?
+                    .trim()
+                    .to_string(),
+                None => DEFAULT_DATABASE_URL.to_string(),
+            });
+        }
         config.validate()?;
         Ok(config)
     }
@@ -473,6 +511,10 @@ mod tests {
             "secret leaked into Debug: {printed}"
         );
         assert!(
+            !printed.contains(":pw@") && printed.contains("postgres://u:***@db/idgraph"),
+            "database password leaked into Debug: {printed}"
+        );
+        assert!(
             !printed.contains("a1\""),
             "API key leaked into Debug: {printed}"
         );
@@ -562,14 +604,18 @@ mod tests {
         std::fs::write(&secret, "from-a-file\n").unwrap();
         let keys = dir.path().join("api-keys");
         std::fs::write(&keys, "reader:r-from-file\nadmin:a-from-file,\n").unwrap();
+        let url = dir.path().join("database-url");
+        std::fs::write(&url, "postgres://idgraph:pw-from-file@db/idgraph\n").unwrap();
         let c = Config::load(
             None,
             env(&[
                 ("IMANAGE_CLIENT_SECRET_FILE", secret.to_str().unwrap()),
                 ("IDGRAPH_API_KEYS_FILE", keys.to_str().unwrap()),
+                ("DATABASE_URL_FILE", url.to_str().unwrap()),
             ]),
         )
         .unwrap();
+        assert_eq!(c.database_url, "postgres://idgraph:pw-from-file@db/idgraph");
         assert_eq!(
             c.client_secret().unwrap().unwrap().expose_secret(),
             "from-a-file"
@@ -587,6 +633,19 @@ mod tests {
         )
         .unwrap();
         assert_eq!(c.api_keys().unwrap().len(), 1);
+        let c = Config::load(
+            None,
+            env(&[
+                ("DATABASE_URL", "sqlite://direct.db"),
+                ("DATABASE_URL_FILE", url.to_str().unwrap()),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(c.database_url, "sqlite://direct.db");
+        // A missing database URL file stops the configuration, naming the file.
+        let err =
+            Config::load(None, env(&[("DATABASE_URL_FILE", "/nonexistent/url")])).unwrap_err();
+        assert!(format!("{err:#}").contains("/nonexistent/url"), "{err:#}");
         // A missing file is an error that names it.
         let c = Config::load(None, env(&[("IDGRAPH_API_KEYS_FILE", "/nonexistent/keys")])).unwrap();
         let err = c.api_keys().unwrap_err();

@@ -6,6 +6,7 @@
 /// each to its setting) and the logging's (`telemetry.rs`).
 pub const ENV_VARS: &[&str] = &[
     "DATABASE_URL",
+    "DATABASE_URL_FILE",
     "IMANAGE_BASE_URL",
     "IMANAGE_CLIENT_ID",
     "IMANAGE_CLIENT_SECRET",
@@ -29,4 +30,5 @@ pub const ENV_VARS: &[&str] = &[
 
 /// The variables among [`ENV_VARS`] that hold a secret; each has a `_FILE` twin, and neither
 /// has a command-line flag.
-pub const SECRET_VARS: &[&str] = &["IMANAGE_CLIENT_SECRET", "IDGRAPH_API_KEYS"];
+/// (`DATABASE_URL` because a PostgreSQL URL carries its password.)
+pub const SECRET_VARS: &[&str] = &["DATABASE_URL", "IMANAGE_CLIENT_SECRET", "IDGRAPH_API_KEYS"];
