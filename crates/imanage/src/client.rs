@@ -74,6 +74,10 @@ pub(crate) struct Reply {
 /// Bodies at least this long are decoded off the runtime's worker threads ([`Client::read_decoded`]).
 const DECODE_OFF_THREAD_BYTES: usize = 32 * 1024;
 
+/// How long a request that renewed its own token may wait (rate limit, concurrency permit)
+/// before sending it and still call a 401 to it a refusal of a freshly issued token.
+const FRESH_TOKEN_WAIT: Duration = Duration::from_millis(100);
+
 /// A failed attempt that may be retried.
 pub(crate) struct Failure {
     cause: RetryCause,
@@ -410,12 +414,15 @@ impl Client {
         // answer came in between. A 401 to that token once may be a revocation that landed
         // between the renewal and its use: one more renewal. Twice means the API refuses this
         // client, and more renewals would not help. A 401 to a token someone else renewed
-        // earns this request its own renewal.
+        // earns this request its own renewal. A renewed token that then waited for the rate
+        // limit or a permit (under load, long enough for a revocation to land) is no longer
+        // fresh: its refusal is counted only against `max_retries`.
         let mut own_renewal: Option<u64> = None;
         let mut own_refused = 0u32;
         let mut unauthorized = 0u32;
         loop {
             let mut bearer = self.inner.auth.bearer().await?;
+            let queued = Instant::now();
             if let Some(limiter) = &self.inner.limiter {
                 limiter.until_ready().await;
             }
@@ -425,6 +432,9 @@ impl Client {
                 .permits
                 .acquire(&call.customer, call.opens_list)
                 .await;
+            if queued.elapsed() > FRESH_TOKEN_WAIT {
+                own_renewal = None;
+            }
             // A renewal may have finished while this request queued for a permit; sending the
             // old token would only earn a 401.
             if let Some(newer) = self.inner.auth.newer(&bearer) {
