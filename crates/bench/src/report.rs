@@ -93,7 +93,7 @@ impl Table {
     }
 }
 
-/// The machine the figures come from: cores, memory, kernel.
+/// The machine the figures come from: cores, memory and the processor's model and clock.
 pub fn machine_banner() {
     let cores = std::thread::available_parallelism()
         .map(|n| n.get())
@@ -108,7 +108,20 @@ pub fn machine_banner() {
         })
         .map(|kb| kb / 1024.0 / 1024.0)
         .unwrap_or(0.0);
-    println!("# idgraph benchmarks\n\nmachine: {cores} cores, {mem_gib:.0} GiB");
+    let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    let field = |name: &str| {
+        cpuinfo
+            .lines()
+            .find(|l| l.split(':').next().is_some_and(|k| k.trim() == name))
+            .and_then(|l| l.split_once(':'))
+            .map(|(_, v)| v.trim().to_string())
+    };
+    let cpu = match (field("model name"), field("cpu MHz")) {
+        (Some(model), Some(mhz)) => format!(", {model} at {mhz} MHz"),
+        (Some(model), None) => format!(", {model}"),
+        _ => String::new(),
+    };
+    println!("# idgraph benchmarks\n\nmachine: {cores} cores, {mem_gib:.0} GiB{cpu}");
 }
 
 /// Every goal, met or missed.
