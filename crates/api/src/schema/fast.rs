@@ -327,6 +327,12 @@ impl Budget {
     }
 }
 
+/// Whether a byte of a string must be escaped in JSON: control characters, `"` and `\`.
+/// (serde_json escapes exactly these; other bytes, UTF-8 included, are copied.)
+fn needs_escape(b: u8) -> bool {
+    b < 0x20 || b == b'"' || b == b'\\'
+}
+
 /// JSON output, with the request's list-item budget.
 struct Writer {
     buf: Vec<u8>,
@@ -340,8 +346,17 @@ impl Writer {
     }
 
     fn string(&mut self, s: &str) {
-        // Writing into a Vec cannot fail.
-        let _ = serde_json::to_writer(&mut self.buf, s);
+        // Most strings of an answer (ids, names, databases, keys) need no escaping: copied as
+        // they are, without serde_json's per-byte writer. The rest take serde_json's escaping.
+        if s.bytes().any(needs_escape) {
+            // Writing into a Vec cannot fail.
+            let _ = serde_json::to_writer(&mut self.buf, s);
+        } else {
+            self.buf.reserve(s.len() + 2);
+            self.buf.push(b'"');
+            self.buf.extend_from_slice(s.as_bytes());
+            self.buf.push(b'"');
+        }
     }
 
     fn opt_string(&mut self, s: Option<&str>) {
@@ -532,5 +547,36 @@ impl Writer {
             }
             Some(())
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Writer;
+
+    #[test]
+    fn strings_are_written_as_serde_json_writes_them() {
+        let cases = [
+            "",
+            "plain",
+            "Sophie Williams",
+            "quote \" inside",
+            "back\\slash",
+            "tab\there, newline\n, return\r",
+            "\u{0}\u{1}\u{1f}",
+            "del \u{7f} stays",
+            "é ü 東京 🚀",
+            "\\\"",
+        ];
+        for s in cases {
+            let mut w = Writer {
+                buf: Vec::new(),
+                nodes: 0,
+                max_nodes: 0,
+            };
+            w.string(s);
+            let expected = serde_json::to_string(s).unwrap();
+            assert_eq!(String::from_utf8(w.buf).unwrap(), expected, "{s:?}");
+        }
     }
 }
