@@ -9,7 +9,10 @@
 //! for every answer asked for ([`CACHE_MB`]) and warmed, so the figures of both are printed side
 //! by side. Then the same
 //! question is answered by plain SQL over the same store ([`sql`]), served over HTTP by a small
-//! axum app, under the same load generator, and the medians are compared.
+//! axum app, under the same load generator, and the medians are compared. Last, the issue's
+//! yardsticks of the machine run closed loop beside the person query's saturation
+//! ([`machine_scale`]): a static 3.4 KB JSON answer from axum, and the person query through
+//! async-graphql's executor instead of the API's fast path.
 
 mod loadgen;
 mod sql;
