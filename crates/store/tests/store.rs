@@ -17,6 +17,7 @@ use store::{
 both_backends!(
     migrate_twice,
     first_commit_stores_everything_as_a_baseline,
+    awkward_text_round_trips,
     unchanged_commit_rewrites_nothing,
     every_change_kind_is_logged,
     removal_and_readd_keep_history,
@@ -170,6 +171,38 @@ async fn first_commit_stores_everything_as_a_baseline(ctx: Ctx) {
     assert_eq!(state.workspaces.len(), 1);
     assert_eq!(state.workspace_entries.len(), 2);
     assert_eq!(state.databases, statuses);
+}
+
+/// A first commit (PostgreSQL writes it with binary `COPY`) keeps text with `COPY`'s and
+/// JSON's special characters exactly, and drops NUL on PostgreSQL, whose text cannot hold it.
+async fn awkward_text_round_trips(ctx: Ctx) {
+    let store = &ctx.store;
+    let mut s = small("db1");
+    let a = &mut s.accounts[0];
+    a.first_name = Some("tab\there, line\nbreak, return\r".into());
+    a.last_name = Some("back\\slash \\N \"quoted\" 'single'".into());
+    a.department = Some("é ü 東京 🚀 \u{7f}".into());
+    a.title = Some(String::new());
+    a.raw = json!({"id": a.user_id, "note": "tab\t \\ \"q\" \u{1}"}).into();
+    a.display_name = Some("nul\0inside".into());
+    s.groups[0].name = Some("Group \\ with\ttab".into());
+    let run = store.start_run(&dbs(&["db1"])).await.expect("run");
+    store
+        .commit_database(run, &s, &stats(3))
+        .await
+        .expect("commit");
+    store.finish_run(run).await.expect("finish");
+
+    let loaded = store.load_database("db1").await.expect("load");
+    let mut expected = sorted(s);
+    if ctx.backend == Backend::Postgres {
+        for a in &mut expected.accounts {
+            if a.display_name.as_deref() == Some("nul\0inside") {
+                a.display_name = Some("nulinside".into());
+            }
+        }
+    }
+    assert_eq!(loaded, expected);
 }
 
 async fn unchanged_commit_rewrites_nothing(ctx: Ctx) {
