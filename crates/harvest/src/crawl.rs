@@ -79,6 +79,9 @@ impl PageObserver for () {
     fn page(&self, _records: usize, _total: Option<u64>, _attempts: u32) {}
 }
 
+/// The most records [`collect`] reserves room for ahead of receiving them.
+const MAX_RESERVED_ITEMS: usize = 1 << 20;
+
 /// Drains a page stream into one listing, checking every drift signal.
 ///
 /// `page_size` is the `max_results` the client asked for: a page shorter than that before the
@@ -127,7 +130,20 @@ where
             }
         }
         if items.is_empty() {
-            items = page.items;
+            // Room for the whole list up front when its total is known (within reason: a
+            // total is the server's word), so the later pages are appended without the
+            // vector being copied into fresh memory each time it doubles.
+            let whole = page
+                .total_results
+                .and_then(|t| usize::try_from(t).ok())
+                .unwrap_or(0)
+                .min(MAX_RESERVED_ITEMS);
+            if whole > page.items.len() {
+                items = Vec::with_capacity(whole);
+                items.extend(page.items);
+            } else {
+                items = page.items;
+            }
         } else {
             items.extend(page.items);
         }

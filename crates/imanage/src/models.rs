@@ -1215,12 +1215,13 @@ pub(crate) fn decode_list<T: Decoded>(body: &[u8]) -> Result<(Vec<T>, Option<u64
     }) = serde_json::from_slice::<ListEnvelope<&RawValue>>(body)
     {
         let total = list_total(total_results.as_ref(), total_count.as_ref())?;
-        let items = data
-            .unwrap_or_default()
-            .into_iter()
-            .enumerate()
-            .map(|(i, item)| decode_text(item, i))
-            .collect::<Result<Vec<T>>>()?;
+        // Sized once: collecting a fallible iterator grows the vector by doubling, copying
+        // the records decoded so far into fresh memory at every step.
+        let data = data.unwrap_or_default();
+        let mut items = Vec::with_capacity(data.len());
+        for (i, item) in data.into_iter().enumerate() {
+            items.push(decode_text(item, i)?);
+        }
         return Ok((items, total));
     }
     let (data, rest) = take_data(body)?;
