@@ -314,13 +314,18 @@ impl<D: Directory + 'static> Harvester<D> {
                         snapshot.workspace_entries.as_ref().map_or(0, Vec::len),
                     )
                 });
-                // In a task of its own: the diff and the serializing are CPU work that must not
-                // hold up the crawls of the other databases, which this task drives.
+                // On a thread of its own: hashing, diffing and encoding a database's rows is
+                // CPU work in runs of tens of milliseconds between awaits, and on a runtime
+                // worker it held up the HTTP exchanges of the databases still crawling (tasks
+                // queued behind it on that worker). On a blocking thread, the OS shares the
+                // cores between it and the workers instead; its I/O still goes through the
+                // runtime's drivers. A C=64 benchmark harvest: crawl 3.20 -> 3.12 s and
+                // harvest 5.73 -> 5.41 s (medians of eight runs each, alternating builds).
                 let store = self.store.clone();
-                let commit =
-                    tokio::spawn(
-                        async move { store.commit_database(run_id, &snapshot, &stats).await },
-                    );
+                let handle = tokio::runtime::Handle::current();
+                let commit = tokio::task::spawn_blocking(move || {
+                    handle.block_on(store.commit_database(run_id, &snapshot, &stats))
+                });
                 let changes = match commit.await {
                     Ok(changes) => changes?,
                     Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
