@@ -124,7 +124,14 @@ pub fn machine_banner() {
     println!("# idgraph benchmarks\n\nmachine: {cores} cores, {mem_gib:.0} GiB{cpu}");
 }
 
-/// Every goal, met or missed.
+/// How a figure's goal begins when the target is the project's own, not the issue's.
+pub const OWN_TARGET: &str = "(own)";
+
+/// How a figure's goal begins when it is reported beside the goals, with nothing to meet.
+pub const REPORTED: &str = "reported";
+
+/// Every goal, met or missed; the summary counts the issue's goals apart from the project's
+/// own targets and the figures only reported.
 pub fn print_goals(figures: &[Figure]) {
     if figures.is_empty() {
         return;
@@ -140,17 +147,47 @@ pub fn print_goals(figures: &[Figure]) {
         ]);
     }
     table.print("Goals");
-    let missed = figures.iter().filter(|f| !f.met).count();
-    println!(
-        "\n{} of {} goals met",
-        figures.len() - missed,
-        figures.len()
-    );
+    println!("\n{}", summary(figures));
+}
+
+/// `N of M of the issue's goals met`, then the own targets and the reported figures.
+fn summary(figures: &[Figure]) -> String {
+    let count = |pick: &dyn Fn(&Figure) -> bool| {
+        let of: Vec<&Figure> = figures.iter().filter(|f| pick(f)).collect();
+        (of.iter().filter(|f| f.met).count(), of.len())
+    };
+    let own = |f: &Figure| f.goal.starts_with(OWN_TARGET);
+    let reported = |f: &Figure| f.goal.starts_with(REPORTED);
+    let (met, goals) = count(&|f| !own(f) && !reported(f));
+    let mut out = format!("{met} of {goals} of the issue's goals met");
+    let (own_met, owns) = count(&own);
+    if owns > 0 {
+        out.push_str(&format!("; own targets: {own_met} of {owns} met"));
+    }
+    let (_, shown) = count(&reported);
+    if shown > 0 {
+        out.push_str(&format!("; {shown} figures reported beside them"));
+    }
+    out
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn summary_counts_the_issues_goals_apart() {
+        let figures = [
+            Figure::new("harvest", "a", "1.1", "<= 1.15", true),
+            Figure::new("harvest", "b", "1.2", "<= 1.15", false),
+            Figure::new("store", "c", "0.3", "(own) <= 0.10", false),
+            Figure::new("query", "d", "5", "reported (issue: 9)", true),
+        ];
+        assert_eq!(
+            summary(&figures),
+            "1 of 2 of the issue's goals met; own targets: 0 of 1 met; 1 figures reported beside them"
+        );
+    }
 
     #[test]
     fn table_pads_columns_to_the_widest_cell() {

@@ -4,7 +4,7 @@
 //! measured in rows a second; the second should cost in proportion to the change, not the firm.
 
 use crate::harvest::{client, harvester, sqlite_store, start_sim, FirmArgs};
-use crate::report::{Figure, Table};
+use crate::report::{Figure, Table, OWN_TARGET};
 use crate::scratch::ScratchDatabase;
 use model::DatabaseSnapshot;
 use std::sync::Arc;
@@ -223,7 +223,8 @@ pub async fn run(args: &Args) -> anyhow::Result<Vec<Figure>> {
             ));
         }
         // Scaling with the change: the second commit (1% of the rows changed) should cost a
-        // small fraction of the first, not about as much. Goal: at most 10% of the first.
+        // small fraction of the first, not about as much. The issue sets no figure; our own
+        // target is at most 10% of the first.
         figures.push(Figure::new(
             "store",
             format!(
@@ -232,7 +233,7 @@ pub async fn run(args: &Args) -> anyhow::Result<Vec<Figure>> {
                 args.change * 100.0
             ),
             format!("{ratio:.3}"),
-            "<= 0.10",
+            format!("{OWN_TARGET} <= 0.10"),
             ratio <= 0.10,
         ));
     }
