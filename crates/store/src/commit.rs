@@ -40,7 +40,7 @@ impl<'a> AccountWrite<'a> {
         AccountWrite {
             a: h.row,
             hash: h.hash,
-            core_hash: crate::hash::account_core(h.row),
+            core_hash: h.core,
             groups: diff::groups_json(&h.row.groups),
         }
     }
@@ -312,7 +312,7 @@ async fn plan_accounts<'a>(
     let mut groups_only = vec![false; plan.suspect.len()];
     for (k, _, _, core) in &stored {
         if let (Some(core), Some(&i)) = (core, suspects.get(k.as_ref())) {
-            groups_only[i] = *core == crate::hash::account_core(plan.suspect[i].row);
+            groups_only[i] = *core == plan.suspect[i].core;
         }
     }
     drop(suspects);
@@ -529,10 +529,12 @@ impl Store {
         // What needs only the snapshot (every row's hash, the members' digests) is done before
         // the write transaction: SQLite has one writer, and another database's commit can
         // write meanwhile.
-        let accounts = diff::EntityMerge::new(
+        // Both hashes of every account from one parse of its raw object: the core hash is
+        // written with every fresh or rewritten row, and compared for every suspect one.
+        let accounts = diff::EntityMerge::with_core(
             &snapshot.accounts,
             |a: &Account| a.user_id.as_str(),
-            crate::hash::account,
+            crate::hash::account_and_core,
         );
         let groups = diff::EntityMerge::new(
             &snapshot.groups,

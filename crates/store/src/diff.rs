@@ -97,6 +97,9 @@ impl NewChange {
 pub(crate) struct Hashed<'a, T> {
     pub row: &'a T,
     pub hash: i64,
+    /// An account's hash without its group list (see `hash::account_and_core`), made in the
+    /// same pass; for other rows, `hash` again.
+    pub core: i64,
 }
 
 impl<T> Clone for Hashed<'_, T> {
@@ -171,6 +174,18 @@ impl<'a, T> EntityMerge<'a, T> {
         key: impl Fn(&'a T) -> &'a str,
         hash: impl Fn(&T) -> i64,
     ) -> Self {
+        Self::with_core(rows, key, |row| {
+            let h = hash(row);
+            (h, h)
+        })
+    }
+
+    /// As [`EntityMerge::new`], with `hashes` giving each row's hash and core hash at once.
+    pub(crate) fn with_core(
+        rows: &'a [T],
+        key: impl Fn(&'a T) -> &'a str,
+        hashes: impl Fn(&T) -> (i64, i64),
+    ) -> Self {
         let mut index = FastMap::with_capacity(rows.len());
         let mut unique = Vec::with_capacity(rows.len());
         let mut duplicates = 0;
@@ -179,10 +194,8 @@ impl<'a, T> EntityMerge<'a, T> {
                 hashbrown::hash_map::Entry::Occupied(_) => duplicates += 1,
                 hashbrown::hash_map::Entry::Vacant(v) => {
                     v.insert(unique.len());
-                    unique.push(Hashed {
-                        row,
-                        hash: hash(row),
-                    });
+                    let (hash, core) = hashes(row);
+                    unique.push(Hashed { row, hash, core });
                 }
             }
         }
