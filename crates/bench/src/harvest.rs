@@ -409,7 +409,7 @@ pub async fn run(args: &Args) -> anyhow::Result<Vec<Figure>> {
         "\nbound = minimum calls x {} ms / C. The goal is checked on the crawl wall time (start to \
          the last API answer): that is the part the API's latency and C decide. The harvest wall \
          adds the commit tail: the last databases' store commits (a fresh SQLite store per run, \
-         a first harvest of the whole firm), which run in their own tasks while other databases \
+         a first harvest of the whole firm), which run on threads of their own while other databases \
          still crawl but end after the last answer; `commits (store)` is the time the store \
          spent committing (the union of the databases' commit intervals). The token call (1 per run) is on the \
          critical path but the simulator adds no latency to it, so it is not in the bound.",
