@@ -524,6 +524,12 @@ impl Store {
         stats: &CrawlStats,
     ) -> Result<ChangeCounts> {
         validate(snapshot)?;
+        // One commit a core at most: each is mostly CPU work on this side (hashing, diffing,
+        // encoding) or on the server's, and more at once only share the cores among them (on
+        // SQLite, with its one writer too) and finish later, all of them. The wait is not
+        // counted in the commit's time. (The semaphore is never closed; were it, the commit
+        // would go ahead without a slot.)
+        let _slot = self.inner.commits.acquire().await.ok();
         let started = std::time::Instant::now();
         let db = snapshot.database.as_str();
         // What needs only the snapshot (every row's hash, the members' digests) is done before

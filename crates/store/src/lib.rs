@@ -117,6 +117,8 @@ struct Inner {
     /// file, which tells other processes the same (`owner_lock.rs`).
     sqlite_file: Option<PathBuf>,
     owner_lock: std::sync::Mutex<Option<owner_lock::OwnerLock>>,
+    /// Database commits under way at once, at most one per core (see `commit_database`).
+    commits: tokio::sync::Semaphore,
 }
 
 /// A handle on the store; cheap to clone, every clone shares one pool.
@@ -232,6 +234,9 @@ impl Store {
                 liveness: Mutex::new(None),
                 sqlite_file,
                 owner_lock: std::sync::Mutex::new(None),
+                commits: tokio::sync::Semaphore::new(
+                    std::thread::available_parallelism().map_or(1, |n| n.get()),
+                ),
             }),
         })
     }
