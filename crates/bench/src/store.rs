@@ -90,9 +90,8 @@ async fn crawl_all(
     Ok((snapshots, started.elapsed()))
 }
 
-/// Commits every snapshot as one harvest run does (each database on a blocking thread of its
-/// own, driven by the runtime's handle, all at once): the wall time of the commits and what they
-/// changed.
+/// Commits every snapshot as one harvest run does (each database through
+/// [`harvest::spawn_commit`], all at once): the wall time of the commits and what they changed.
 async fn commit_all(
     store: &Store,
     snapshots: &Arc<Vec<(DatabaseSnapshot, CrawlStats)>>,
@@ -104,10 +103,9 @@ async fn commit_all(
         .map(|i| {
             let store = store.clone();
             let snapshots = snapshots.clone();
-            let handle = tokio::runtime::Handle::current();
-            tokio::task::spawn_blocking(move || {
+            harvest::spawn_commit(async move {
                 let (snapshot, stats) = &snapshots[i];
-                handle.block_on(store.commit_database(run, snapshot, stats))
+                store.commit_database(run, snapshot, stats).await
             })
         })
         .collect();

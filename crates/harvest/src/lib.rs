@@ -29,6 +29,22 @@ use tracing::{info, instrument, warn};
 
 pub use progress::{LogProgress, Progress, TerminalProgress};
 
+/// Runs a database's commit on a blocking thread of its own, driven by the runtime's handle so
+/// its I/O still goes through the runtime's drivers. Hashing, diffing and encoding a database's
+/// rows is CPU work in runs of tens of milliseconds between awaits; on a runtime worker it held
+/// up the HTTP exchanges of the databases still crawling (tasks queued behind it on that
+/// worker), while on a thread of its own the OS shares the cores between it and the workers. A
+/// C=64 benchmark harvest: crawl 3.20 -> 3.12 s, harvest 5.73 -> 5.41 s (medians of eight runs
+/// each, alternating builds). Public so the store benchmark commits the way a harvest does.
+pub fn spawn_commit<F>(commit: F) -> tokio::task::JoinHandle<F::Output>
+where
+    F: std::future::Future + Send + 'static,
+    F::Output: Send + 'static,
+{
+    let handle = tokio::runtime::Handle::current();
+    tokio::task::spawn_blocking(move || handle.block_on(commit))
+}
+
 /// Errors that stop a whole harvest (as opposed to one database's crawl).
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -314,18 +330,11 @@ impl<D: Directory + 'static> Harvester<D> {
                         snapshot.workspace_entries.as_ref().map_or(0, Vec::len),
                     )
                 });
-                // On a thread of its own: hashing, diffing and encoding a database's rows is
-                // CPU work in runs of tens of milliseconds between awaits, and on a runtime
-                // worker it held up the HTTP exchanges of the databases still crawling (tasks
-                // queued behind it on that worker). On a blocking thread, the OS shares the
-                // cores between it and the workers instead; its I/O still goes through the
-                // runtime's drivers. A C=64 benchmark harvest: crawl 3.20 -> 3.12 s and
-                // harvest 5.73 -> 5.41 s (medians of eight runs each, alternating builds).
                 let store = self.store.clone();
-                let handle = tokio::runtime::Handle::current();
-                let commit = tokio::task::spawn_blocking(move || {
-                    handle.block_on(store.commit_database(run_id, &snapshot, &stats))
-                });
+                let commit =
+                    spawn_commit(
+                        async move { store.commit_database(run_id, &snapshot, &stats).await },
+                    );
                 let changes = match commit.await {
                     Ok(changes) => changes?,
                     Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
