@@ -1558,3 +1558,75 @@ async fn in_memory_sqlite_works_and_unknown_schemes_are_refused() {
         Err(Error::UnsupportedUrl)
     ));
 }
+
+/// A first commit far larger than the connection's socket buffers, to a server that keeps
+/// pausing its reads, finishes. Each pause fills the buffers, and the client's writes block
+/// until the server reads again, tens of times in one `COPY`. Over TLS that is where a harvest
+/// hung for good (sqlx-core 0.8.6, launchbadge/sqlx#4248, patched in vendor/sqlx-core): when
+/// the socket turned writable between a blocked write and the wait for it, the connection
+/// waited to become readable instead, and a server in the middle of a `COPY` has nothing to
+/// say. The race is narrow, so passing here is not proof of the fix; the test keeps the path
+/// covered, with a time-out rather than a hung suite. PostgreSQL on 127.0.0.1 negotiates TLS
+/// when the server offers it (`sslmode=prefer`; Debian's default cluster does), and the test
+/// prints which transport it ran on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_large_commit_to_a_server_slow_to_read_finishes() {
+    common::run(Backend::Postgres, |ctx| async move {
+        let conn = sqlx::postgres::PgPoolOptions::new()
+            .max_connections(1)
+            .connect(&ctx.url)
+            .await
+            .expect("connect");
+        let tls: Option<bool> =
+            sqlx::query_scalar("SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()")
+                .fetch_optional(&conn)
+                .await
+                .expect("pg_stat_ssl");
+        println!("connection over TLS: {}", tls.unwrap_or(false));
+        // The server pauses for 50 ms every 1,000 accounts.
+        sqlx::raw_sql(
+            "CREATE FUNCTION stall_at_first() RETURNS trigger LANGUAGE plpgsql AS $$ \
+             BEGIN IF right(NEW.user_id, 3) = '000' THEN PERFORM pg_sleep(0.05); END IF; RETURN NEW; END $$; \
+             CREATE TRIGGER stall_at_first BEFORE INSERT ON accounts \
+             FOR EACH ROW EXECUTE FUNCTION stall_at_first();",
+        )
+        .execute(&conn)
+        .await
+        .expect("trigger");
+        conn.close().await;
+        // About 60 MB of COPY data: far more than loopback's socket buffers hold.
+        let pad = "x".repeat(600);
+        let accounts: Vec<_> = (0..80_000)
+            .map(|i| {
+                let mut a = account("big", &format!("U{i:06}"), &format!("user{i}"));
+                a.raw = json!({"id": a.user_id, "pad": pad}).into();
+                a
+            })
+            .collect();
+        let snapshot = DatabaseSnapshot {
+            database: "big".into(),
+            accounts,
+            groups: vec![],
+            memberships: vec![],
+            workspaces: None,
+            workspace_entries: None,
+        };
+        let store = &ctx.store;
+        let run = store.start_run(&dbs(&["big"])).await.expect("run");
+        let t = std::time::Instant::now();
+        let counts = tokio::time::timeout(
+            std::time::Duration::from_secs(120),
+            store.commit_database(run, &snapshot, &stats(80)),
+        )
+        .await
+        .expect("the commit hung: no progress in 120 s")
+        .expect("commit");
+        println!("committed in {:.1}s", t.elapsed().as_secs_f64());
+        assert_eq!(counts.accounts_added, 80_000);
+        assert_eq!(
+            store.load_database("big").await.expect("load").accounts.len(),
+            80_000
+        );
+    })
+    .await
+}
