@@ -7,8 +7,9 @@
 //! their security) run at once too, and the client asks for every page of a list at once once
 //! its first page gave the total, so the cap stays full until the work runs out. The harvester
 //! does not know which API profile the [`Directory`] speaks. A crawl is committed to the store in
-//! one transaction (in a task of its own, so a commit never holds up the other databases'
-//! crawls) and only when it is complete and consistent; a crawl that fails, or whose pages
+//! one transaction (on a blocking thread of its own, [`spawn_commit`], so a commit never holds
+//! up the other databases' crawls) and only when it is complete and consistent; a crawl that
+//! fails, or whose pages
 //! drifted more often than the bounded number of re-crawls allows, is recorded as incomplete and
 //! leaves the database's last complete state untouched. This crate decides nothing about identity.
 
