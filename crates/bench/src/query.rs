@@ -476,11 +476,7 @@ async fn measure_sql(
     let mut runs = Vec::new();
     let mut skipped = Vec::new();
     for (i, &rate) in args.sql_rates.iter().enumerate() {
-        let kept_up = runs.last().is_none_or(|o: &Outcome| {
-            o.throughput >= 0.95 * o.target_rate.unwrap_or(0.0)
-                && o.quantile(0.99) < Duration::from_millis(250)
-        });
-        if !kept_up {
+        if !runs.last().is_none_or(kept_up) {
             skipped.push(rate);
             continue;
         }
@@ -495,6 +491,39 @@ async fn measure_sql(
         serial,
         skipped,
     })
+}
+
+/// Whether an open-loop run kept up with its rate: it answered nearly as many requests a second
+/// as were sent, and none waited a quarter of a second. A run that did not measured its queue.
+fn kept_up(o: &Outcome) -> bool {
+    o.throughput >= 0.95 * o.target_rate.unwrap_or(0.0)
+        && o.quantile(0.99) < Duration::from_millis(250)
+}
+
+/// The SQL / graph goal (10x at the median) for the baseline's run `sql` and the graph's median
+/// `graph` at the same rate: the figure to print and whether it is met. If the baseline did not
+/// keep up, its median is a queue's, and the goal is judged on the one-at-a-time medians
+/// (`sql_serial`, `graph_serial`) instead, where neither side queues.
+fn sql_graph_goal(
+    sql: &Outcome,
+    graph: Duration,
+    sql_serial: Duration,
+    graph_serial: Option<Duration>,
+) -> (String, bool) {
+    let r = sql.quantile(0.5).as_secs_f64() / graph.as_secs_f64();
+    match graph_serial {
+        Some(graph_serial) if !kept_up(sql) => {
+            let serial = sql_serial.as_secs_f64() / graph_serial.as_secs_f64();
+            (
+                format!(
+                    "{r:.1}x; SQL did not keep up ({:.0}/s answered), one at a time {serial:.1}x",
+                    sql.throughput
+                ),
+                serial >= 10.0,
+            )
+        }
+        _ => (format!("{r:.1}x"), r >= 10.0),
+    }
 }
 
 /// One open-loop run at `rate` for `args.seconds` on `args.connections`, with its progress line.
@@ -707,17 +736,27 @@ fn report(args: &Args, runs: &[GraphRun], sql: &SqlRuns, fixed: &StaticRuns) -> 
         ]);
         // Both servers' settings are goals: the cache off is the graph's own speed, the cache
         // on is how `idgraph serve` runs by default.
-        for (g, server) in [(off, "cache off"), (on, "cache on")] {
-            if let Some(g) = g {
-                let r = o.quantile(0.5).as_secs_f64() / g.as_secs_f64();
-                figures.push(Figure::new(
-                    "query",
-                    format!("SQL / graph median at {} ({server})", rate_label(o)),
-                    format!("{r:.1}x"),
-                    ">= 10x",
-                    r >= 10.0,
-                ));
-            }
+        // A baseline that did not keep up with the rate answers from a growing queue: its
+        // median says how long the run lasted, not what an answer costs. The goal is then
+        // judged on the one-at-a-time medians (no queue on either side), and the figure says so.
+        let serial_graph = [
+            runs.first().map(|r| r.serial.quantile(0.5)),
+            runs.get(1).map(|r| r.serial.quantile(0.5)),
+        ];
+        for ((g, serial_g), server) in [off, on]
+            .into_iter()
+            .zip(serial_graph)
+            .zip(["cache off", "cache on"])
+        {
+            let Some(g) = g else { continue };
+            let (measured, met) = sql_graph_goal(o, g, sql.serial.quantile(0.5), serial_g);
+            figures.push(Figure::new(
+                "query",
+                format!("SQL / graph median at {} ({server})", rate_label(o)),
+                measured,
+                ">= 10x",
+                met,
+            ));
         }
     }
     // Latency with no queue: each server's answer alone, one request at a time.
@@ -1358,5 +1397,46 @@ mod tests {
             assert_eq!(v["data"]["person"]["id"], "p-static");
             assert!(valid_person(&body));
         }
+    }
+
+    /// An open-loop outcome at `rate` whose every latency is `ms` milliseconds.
+    fn outcome(rate: f64, throughput: f64, ms: u64) -> Outcome {
+        Outcome {
+            latencies_ns: vec![ms * 1_000_000; 100],
+            errors: 0,
+            throughput,
+            target_rate: Some(rate),
+            load_average: String::new(),
+        }
+    }
+
+    #[test]
+    fn an_overloaded_baseline_is_judged_one_request_at_a_time() {
+        let graph = Duration::from_micros(200);
+        // Kept up: the median ratio decides (2 ms / 0.2 ms = 10x, met; 1.8 ms: 9x, missed).
+        let (text, met) = sql_graph_goal(&outcome(1000.0, 1000.0, 2), graph, graph, Some(graph));
+        assert_eq!((text.as_str(), met), ("10.0x", true));
+        let fast_sql = Outcome {
+            latencies_ns: vec![1_800_000; 100],
+            ..outcome(1000.0, 1000.0, 0)
+        };
+        assert!(!sql_graph_goal(&fast_sql, graph, graph, Some(graph)).1);
+        // Did not keep up (700 of 1,000 a second, a queue of seconds): a huge median ratio
+        // does not meet the goal when one at a time SQL is only 8x the graph.
+        let overloaded = outcome(1000.0, 700.0, 1500);
+        let sql_serial = Duration::from_micros(1600);
+        let (text, met) = sql_graph_goal(&overloaded, graph, sql_serial, Some(graph));
+        assert!(!met, "{text}");
+        assert!(
+            text.contains("SQL did not keep up (700/s answered)"),
+            "{text}"
+        );
+        assert!(text.ends_with("one at a time 8.0x"), "{text}");
+        // ... and meets it when one at a time is 12x.
+        let sql_serial = Duration::from_micros(2400);
+        assert!(sql_graph_goal(&overloaded, graph, sql_serial, Some(graph)).1);
+        // A p99 of 250 ms or more is a queue too, even at the full rate.
+        assert!(!kept_up(&outcome(1000.0, 1000.0, 300)));
+        assert!(kept_up(&outcome(1000.0, 990.0, 3)));
     }
 }
