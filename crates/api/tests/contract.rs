@@ -319,6 +319,45 @@ async fn persons_filters() {
                 && group.members.contains(a["userId"].as_str().unwrap())));
     }
 
+    // database + groupId + active: `active` within the database, as for `database` alone, for a
+    // group with members of both kinds (the graph answers this from the member accounts).
+    let mixed = f.firm.databases[1]
+        .groups
+        .values()
+        .find(|g| {
+            let users = &f.firm.databases[1].users;
+            let active = g.members.iter().filter(|m| users[m.as_str()].active).count();
+            active >= 2 && active < g.members.len()
+        })
+        .expect("a group with active and deactivated members");
+    let in_mixed = all(json!({"database": db, "groupId": mixed.id})).await;
+    let active_here = |p: &Value| {
+        p["accounts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|a| a["database"] == json!(db) && a["active"] == json!(true))
+    };
+    let ids = |persons: &[Value]| -> BTreeSet<String> {
+        persons
+            .iter()
+            .map(|p| p["id"].as_str().unwrap().to_string())
+            .collect()
+    };
+    for active in [true, false] {
+        let got = all(json!({"database": db, "groupId": mixed.id, "active": active})).await;
+        let expected: Vec<Value> = in_mixed
+            .iter()
+            .filter(|p| active_here(p) == active)
+            .cloned()
+            .collect();
+        assert!(!expected.is_empty(), "active: {active}");
+        assert_eq!(ids(&got), ids(&expected), "active: {active}");
+        // Ordered by id, as every listing is.
+        let order: Vec<&str> = got.iter().map(|p| p["id"].as_str().unwrap()).collect();
+        assert!(order.windows(2).all(|w| w[0] < w[1]), "active: {active}");
+    }
+
     // active: false means active nowhere; true, active somewhere.
     let inactive = all(json!({"active": false})).await;
     assert!(!inactive.is_empty(), "the firm has leavers everywhere");
