@@ -326,7 +326,11 @@ async fn persons_filters() {
         .values()
         .find(|g| {
             let users = &f.firm.databases[1].users;
-            let active = g.members.iter().filter(|m| users[m.as_str()].active).count();
+            let active = g
+                .members
+                .iter()
+                .filter(|m| users[m.as_str()].active)
+                .count();
             active >= 2 && active < g.members.len()
         })
         .expect("a group with active and deactivated members");

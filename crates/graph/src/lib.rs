@@ -833,6 +833,54 @@ impl Graph {
         }
     }
 
+    /// The persons of `members` (account indexes), ascending, each once, with whether one of its
+    /// member accounts is active.
+    fn member_persons(&self, members: &[u32]) -> Vec<(u32, bool)> {
+        let n = self.persons.len();
+        if members.len() < n / 64 {
+            let mut persons: Vec<(u32, bool)> = members
+                .iter()
+                .map(|&a| {
+                    (
+                        self.account_person[a as usize],
+                        self.accounts[a as usize].active,
+                    )
+                })
+                .collect();
+            persons.sort_unstable();
+            persons.dedup_by(|later, kept| {
+                let same = later.0 == kept.0;
+                if same {
+                    kept.1 |= later.1;
+                }
+                same
+            });
+            return persons;
+        }
+        // A large group (a firm's All Staff): two bitmaps over the persons, read in order, instead
+        // of sorting tens of thousands of entries (most of such a listing's time when it sorted).
+        let words = n.div_ceil(64);
+        let mut member = vec![0u64; words];
+        let mut active = vec![0u64; words];
+        for &a in members {
+            let p = self.account_person[a as usize] as usize;
+            member[p / 64] |= 1 << (p % 64);
+            if self.accounts[a as usize].active {
+                active[p / 64] |= 1 << (p % 64);
+            }
+        }
+        let mut persons = Vec::with_capacity(members.len());
+        for (w, (&m, &act)) in member.iter().zip(&active).enumerate() {
+            let mut bits = m;
+            while bits != 0 {
+                let b = bits.trailing_zeros();
+                persons.push(((w * 64) as u32 + b, act >> b & 1 == 1));
+                bits &= bits - 1;
+            }
+        }
+        persons
+    }
+
     /// Persons matching a filter, ordered by id.
     pub fn filter_persons(&self, f: &PersonFilter) -> Vec<PersonRef<'_>> {
         let db = match &f.database {
@@ -850,28 +898,10 @@ impl Graph {
         // milliseconds.
         let (group_db, group_members) = match &f.group {
             Some((d, g)) => match self.group(d, g) {
-                Some(g) => {
-                    let mut persons: Vec<(u32, bool)> = self
-                        .group_member_slice(g.1)
-                        .iter()
-                        .map(|&a| {
-                            (
-                                self.account_person[a as usize],
-                                self.accounts[a as usize].active,
-                            )
-                        })
-                        .collect();
-                    persons.sort_unstable();
-                    // One entry a person, active if any of its member accounts is.
-                    persons.dedup_by(|later, kept| {
-                        let same = later.0 == kept.0;
-                        if same {
-                            kept.1 |= later.1;
-                        }
-                        same
-                    });
-                    (Some(self.groups[g.1 as usize].db), Some(persons))
-                }
+                Some(g) => (
+                    Some(self.groups[g.1 as usize].db),
+                    Some(self.member_persons(self.group_member_slice(g.1))),
+                ),
                 None => return Vec::new(),
             },
             None => (None, None),
@@ -1152,5 +1182,93 @@ impl<'g> WorkspaceRef<'g> {
 
     pub fn default_security(&self) -> DefaultSecurity {
         self.node().default
+    }
+}
+
+#[cfg(test)]
+mod member_persons_tests {
+    use super::*;
+    use model::{Account, Group, Membership};
+    use std::collections::BTreeMap;
+
+    /// `people` persons, each with an account in three databases (inactive where `p % 7` is
+    /// the database), and a group in `db0` of every `db0` account.
+    fn firm(people: usize) -> Graph {
+        let mut input = Input::default();
+        for d in 0..3 {
+            let database = format!("db{d}");
+            input.groups.push(Group {
+                database: database.clone(),
+                group_id: "all".into(),
+                ..Group::default()
+            });
+            for p in 0..people {
+                let user_id = format!("u{p:04}");
+                input.accounts.push(Account {
+                    database: database.clone(),
+                    user_id: user_id.clone(),
+                    login_name: Some(format!("user{p}")),
+                    email: Some(format!("user{p}@acme.com")),
+                    active: p % 7 != d,
+                    ..Account::default()
+                });
+                if d == 0 {
+                    input.memberships.push(Membership {
+                        database: database.clone(),
+                        group_id: "all".into(),
+                        user_id,
+                    });
+                }
+            }
+        }
+        resolve(input, &ResolveConfig::default())
+    }
+
+    /// What `member_persons` must give, by the plainest means.
+    fn reference(g: &Graph, members: &[u32]) -> Vec<(u32, bool)> {
+        let mut persons: BTreeMap<u32, bool> = BTreeMap::new();
+        for &a in members {
+            *persons.entry(g.account_person[a as usize]).or_default() |=
+                g.accounts[a as usize].active;
+        }
+        persons.into_iter().collect()
+    }
+
+    #[test]
+    fn member_persons_are_ascending_once_each_and_active_if_any_member_is() {
+        let g = firm(640);
+        assert_eq!(g.persons.len(), 640);
+        // Every account, in reverse: each person three times, some of them inactive in one
+        // database. Large enough for the bitmaps.
+        let all: Vec<u32> = (0..g.accounts.len() as u32).rev().collect();
+        assert!(all.len() >= g.persons.len() / 64);
+        let got = g.member_persons(&all);
+        assert_eq!(got, reference(&g, &all));
+        assert_eq!(got.len(), 640);
+        assert!(got.iter().all(|&(_, active)| active));
+        // The group of every db0 account: once each, inactive where db0's account is.
+        let group = g.group("db0", "all").unwrap();
+        let db0 = g.group_member_slice(group.1).to_vec();
+        assert!(db0.len() >= g.persons.len() / 64);
+        let got = g.member_persons(&db0);
+        assert_eq!(got, reference(&g, &db0));
+        assert_eq!(
+            got.iter().filter(|&&(_, active)| !active).count(),
+            640usize.div_ceil(7)
+        );
+        // A few accounts: the sort. Person 0 (inactive in db0) twice, once active; person 7
+        // (inactive in db0) once, inactive; one more person.
+        let person = |p: usize| g.person_by_login(&format!("user{p}"))[0].1;
+        let accounts_of = |p: usize| g.person_account_slice(person(p)).to_vec();
+        let mut few = accounts_of(0);
+        few.truncate(2);
+        few.push(accounts_of(7)[0]);
+        few.push(accounts_of(300)[1]);
+        assert!(few.len() < g.persons.len() / 64);
+        let got = g.member_persons(&few);
+        assert_eq!(got, reference(&g, &few));
+        assert_eq!(got.len(), 3);
+        assert!(got.contains(&(person(7), false)), "{got:?}");
+        assert!(got.contains(&(person(0), true)), "{got:?}");
     }
 }
