@@ -84,6 +84,8 @@ enum Command {
 }
 
 fn main() -> ExitCode {
+    // As `idgraph` does: see `graph::memory::disable_transparent_huge_pages`.
+    graph::memory::disable_transparent_huge_pages();
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()

@@ -581,10 +581,16 @@ mod tests {
         for (var, _) in ENV_KEYS {
             assert!(ENV_VARS.contains(var), "{var} is missing from ENV_VARS");
         }
-        let logging = ["IDGRAPH_LOG", "IDGRAPH_LOG_FORMAT", "RUST_LOG"];
+        // Read by the process around the configuration: logging, and the allocator's switch.
+        let process = [
+            "IDGRAPH_LOG",
+            "IDGRAPH_LOG_FORMAT",
+            "RUST_LOG",
+            "MIMALLOC_ALLOW_THP",
+        ];
         for var in ENV_VARS {
             assert!(
-                logging.contains(var) || ENV_KEYS.iter().any(|(v, _)| v == var),
+                process.contains(var) || ENV_KEYS.iter().any(|(v, _)| v == var),
                 "{var} is in ENV_VARS but the configuration does not read it"
             );
         }

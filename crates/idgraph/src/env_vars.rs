@@ -3,7 +3,7 @@
 //! must stay free of other code).
 
 /// Every environment variable idgraph reads: the configuration's (see `config.rs`, which maps
-/// each to its setting) and the logging's (`telemetry.rs`).
+/// each to its setting), the logging's (`telemetry.rs`) and the allocator's (`main.rs`).
 pub const ENV_VARS: &[&str] = &[
     "DATABASE_URL",
     "DATABASE_URL_FILE",
@@ -26,6 +26,7 @@ pub const ENV_VARS: &[&str] = &[
     "IDGRAPH_LOG",
     "IDGRAPH_LOG_FORMAT",
     "RUST_LOG",
+    "MIMALLOC_ALLOW_THP",
 ];
 
 /// The variables among [`ENV_VARS`] that hold a secret; each has a `_FILE` twin, and neither
