@@ -407,7 +407,8 @@ pub async fn run(args: &Args) -> anyhow::Result<Vec<Figure>> {
     ));
     println!(
         "\nbound = minimum calls x {} ms / C. The goal is checked on the crawl wall time (start to \
-         the last API answer): that is the part the API's latency and C decide. The harvest wall \
+         the last database's snapshot, assembled from its last API answers): that is the part \
+         the API's latency and C decide. The harvest wall \
          adds the commit tail: the last databases' store commits (a fresh SQLite store per run, \
          a first harvest of the whole firm), which run on threads of their own while other databases \
          still crawl but end after the last answer; `commits (store)` is the time the store \
