@@ -10,8 +10,8 @@
 //! process (`prctl(PR_SET_THP_DISABLE)`): where the kernel gives them to every anonymous mapping
 //! (`/sys/kernel/mm/transparent_hugepage/enabled` = `always`), each first touch of a 2 MiB
 //! region zeroes all of it, and an allocator that hands freed pages back faults them in again;
-//! resolving a million accounts took 2.5 to 2.9 s with them and 1.6 to 1.7 s without
-//! (`docs/BENCHMARKS.md`).
+//! resolving a million accounts took 2.5 to 2.9 s with them and 1.6 to 1.7 s without in
+//! alternating runs on one such machine (`docs/BENCHMARKS.md`).
 //!
 //! These three foreign calls with no pointer arguments are the crate's only `unsafe`, the
 //! documented exception to the workspace's `unsafe_code` rule (see the root `Cargo.toml`).
@@ -66,13 +66,16 @@ pub fn release_free_memory() -> bool {
     cfg!(feature = "mimalloc") || trimmed
 }
 
-/// Turns transparent huge pages off for this process, from now on (the kernel checks the flag at
-/// every page fault, so mappings made before the call are covered too). Skipped when
-/// `MIMALLOC_ALLOW_THP` is set: that is mimalloc's own switch for the same thing, which it reads
-/// at start-up (`0` off, `1` on), so an operator who wants huge pages sets it to `1`.
+/// Turns transparent huge pages off for this process, from now on (since Linux 4.13 the kernel
+/// checks the flag at every page fault, so mappings made before the call are covered too; huge
+/// pages already faulted in stay). The flag is inherited by child processes and kept across
+/// `exec`. Skipped when `MIMALLOC_ALLOW_THP` is set (exactly that name): that is mimalloc's own
+/// switch for the same thing, which it reads at start-up (`0`, `false`, `no` or `off` turns
+/// them off, anything else keeps them), so an operator who wants huge pages sets it to `1`.
 ///
-/// `true` when transparent huge pages are off for the process after the call; `false` when they
-/// were left on (the switch says so, or not Linux, or the kernel refused).
+/// `true` when the process's flag that turns them off is set after the call; `false` when it
+/// is not (the switch left them on, or not Linux, or the kernel refused, or a kernel before 5.0
+/// that does not show the flag in `/proc/self/status` after mimalloc set it).
 pub fn disable_transparent_huge_pages() -> bool {
     if std::env::var_os("MIMALLOC_ALLOW_THP").is_some() {
         return transparent_huge_pages_disabled();
@@ -108,7 +111,9 @@ mod thp {
     const PR_SET_THP_DISABLE: c_int = 41;
 
     pub(super) fn disable() -> bool {
-        // SAFETY: `PR_SET_THP_DISABLE` takes plain integers (1 to set the flag, then three zeros
+        // SAFETY: the declaration matches C's `int prctl(int, ...)`, and `PR_SET_THP_DISABLE`
+        // reads its variadic arguments as `unsigned long`, which is what is passed. It takes plain
+        // integers (1 to set the flag, then three zeros
         // the kernel requires), no pointers; it only sets a flag on this process's memory
         // descriptor, which the kernel reads at each page fault. Safe at any time from any
         // thread.

@@ -119,7 +119,8 @@ pub struct DatabaseReport {
     pub database: String,
     pub outcome: Outcome,
     pub stats: CrawlStats,
-    /// When the database's last API call returned, from the start of the harvest.
+    /// When the database's snapshot was assembled from its last API answers, from the start of
+    /// the harvest.
     pub crawled_at: Duration,
     /// The store's commit (or failure record) of this database: when it started, from the
     /// start of the harvest, and how long it took.
@@ -187,8 +188,8 @@ impl HarvestReport {
         self.databases.iter().filter(|d| !d.is_complete())
     }
 
-    /// From the start of the harvest to the last API call of any database: the part of the
-    /// harvest the API's latency and the concurrency cap decide.
+    /// From the start of the harvest to the last database's snapshot, assembled from its last
+    /// API answers: the part of the harvest the API's latency and the concurrency cap decide.
     pub fn crawl_time(&self) -> Duration {
         self.databases
             .iter()

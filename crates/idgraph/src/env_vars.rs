@@ -3,7 +3,8 @@
 //! must stay free of other code).
 
 /// Every environment variable idgraph reads: the configuration's (see `config.rs`, which maps
-/// each to its setting), the logging's (`telemetry.rs`) and the allocator's (`main.rs`).
+/// each to its setting), the logging's (`telemetry.rs`) and the allocator's
+/// (`graph::memory::disable_transparent_huge_pages`, called from `main.rs`; mimalloc reads it too).
 pub const ENV_VARS: &[&str] = &[
     "DATABASE_URL",
     "DATABASE_URL_FILE",

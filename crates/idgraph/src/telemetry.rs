@@ -14,8 +14,10 @@ pub fn init() {
         .unwrap_or_else(|| "info,sqlx=warn,hyper=warn,reqwest=warn".to_string());
     let filter = EnvFilter::try_new(&filter).unwrap_or_else(|_| EnvFilter::new("info"));
     let json = std::env::var("IDGRAPH_LOG_FORMAT").is_ok_and(|f| f.eq_ignore_ascii_case("json"));
-    // Colours only on a terminal: a log file or a collector reading a pipe gets plain text.
-    let ansi = std::io::stderr().is_terminal();
+    // Colours only on a terminal, and not when `NO_COLOR` is set (https://no-color.org): a log
+    // file or a collector reading a pipe gets plain text.
+    let ansi = std::io::stderr().is_terminal()
+        && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
     let builder = fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
