@@ -112,11 +112,10 @@ mod thp {
 
     pub(super) fn disable() -> bool {
         // SAFETY: the declaration matches C's `int prctl(int, ...)`, and `PR_SET_THP_DISABLE`
-        // reads its variadic arguments as `unsigned long`, which is what is passed. It takes plain
-        // integers (1 to set the flag, then three zeros
-        // the kernel requires), no pointers; it only sets a flag on this process's memory
-        // descriptor, which the kernel reads at each page fault. Safe at any time from any
-        // thread.
+        // reads its variadic arguments as `unsigned long`, which is what is passed: plain
+        // integers (1 to set the flag, then the three zeros the kernel requires), no pointers.
+        // It only sets a flag on this process's memory descriptor, which the kernel reads at
+        // each page fault. Safe at any time from any thread.
         let zero: c_ulong = 0;
         unsafe { prctl(PR_SET_THP_DISABLE, 1 as c_ulong, zero, zero, zero) == 0 }
     }
