@@ -17,6 +17,7 @@ mod store;
 
 use clap::{Parser, Subcommand};
 use report::Figure;
+use std::io::IsTerminal;
 use std::process::ExitCode;
 
 /// mimalloc rather than glibc's malloc: a harvest allocates and frees millions of short-lived
@@ -92,6 +93,11 @@ fn main() -> ExitCode {
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
         )
         .with_writer(std::io::stderr)
+        // As `idgraph` does: colours only on a terminal, and not with `NO_COLOR`.
+        .with_ansi(
+            std::io::stderr().is_terminal()
+                && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()),
+        )
         .init();
     let cli = Cli::parse();
     if let Command::All = &cli.command {
