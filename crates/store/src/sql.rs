@@ -125,8 +125,10 @@ pub(crate) enum Mode {
 /// the pool with the protocol out of step or, on SQLite, with a `BEGIN` that nobody will ever
 /// roll back, still holding the file's write lock. Here, a transaction dropped before its commit
 /// finished closes its connection instead: the server (or SQLite) rolls the transaction back, and
-/// the pool opens a fresh connection when it needs one. Errors take the same path, which costs a
-/// reconnect on a path that is rare anyway.
+/// the pool opens a fresh connection when it needs one. A transaction dropped while its `COMMIT`
+/// is already with the database (SQLite's worker thread, or the server) may still commit, a
+/// moment after the drop: whole, like any other, with the run outcome it wrote. Errors take the
+/// same path, which costs a reconnect on a path that is rare anyway.
 ///
 /// The exception is an in-memory SQLite database, which lives only as long as its one
 /// connection: there the connection stays, and the next transaction first rolls back whatever
