@@ -313,7 +313,7 @@ fn goal_rate(args: &Args) -> Option<f64> {
     if args.rates.contains(&P99_GOAL_RATE) {
         Some(P99_GOAL_RATE)
     } else {
-        args.rates.last().copied()
+        args.rates.iter().copied().reduce(f64::max)
     }
 }
 
@@ -1473,6 +1473,7 @@ mod tests {
         assert_eq!(goal_rate(&Args::default()), Some(4000.0));
         assert_eq!(goal_rate(&with(&[8000.0, 4000.0, 1000.0])), Some(4000.0));
         assert_eq!(goal_rate(&with(&[1000.0, 2000.0])), Some(2000.0));
+        assert_eq!(goal_rate(&with(&[8000.0, 1000.0])), Some(8000.0));
         assert_eq!(goal_rate(&with(&[])), None);
     }
 
